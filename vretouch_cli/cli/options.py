@@ -1,0 +1,20 @@
+"""Option definitions shared by several commands, so that a flag means the same thing everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+Weights = typer.Option(
+    None,
+    "--weights",
+    help="Weights: a .safetensors path, a Hugging Face repo id 'owner/name[:file]', or empty for the shipped default.",
+)
+Device = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps")
+Window = typer.Option(None, "--window", help="δ, the number of reference frames per output frame (1–8; default: the model's).")
+Preset = typer.Option(None, "--preset", help="Model preset: tiny | small | base | paper.")
+Overwrite = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists.")
+
+OptionalPath = Optional[Path]

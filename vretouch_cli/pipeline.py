@@ -1,0 +1,397 @@
+"""The video pipeline: decode → detect → track → align → model → paste → encode, as a bounded stream.
+
+Frames wait in an ordered buffer only until every face on them has its correction: the
+tracker's look-ahead (landmark smoothing, gap filling) plus the model's centred window of δ
+references, a few frames in all, whatever the length of the video. The model's correction
+(not the face) is warped back and added to the decoded frame, so pixels the model did not
+change stay bit-identical.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import InputError, NoFaceError, UsageError
+
+STAGES = ("decode", "detect", "align", "model", "paste", "encode")
+CODECS = ("libx264", "libx265", "libvpx-vp9", "ffv1")
+FACE_CHOICES = ("all", "largest")
+
+
+class StageTimer:
+    """Accumulates wall time per pipeline stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {name: 0.0 for name in STAGES}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def ms_per_frame(self, frames: int) -> dict[str, float]:
+        n = max(frames, 1)
+        return {name: 1000.0 * s / n for name, s in self.seconds.items()}
+
+
+@dataclass
+class FaceResult:
+    """One retouched face on one frame."""
+
+    track_id: int
+    affine: np.ndarray  # 2×3, frame → crop
+    mask_crop: np.ndarray  # S×S float32 in [0, 1]: the imperfection map the model composed with
+    frame_shape: tuple[int, int]
+
+    @property
+    def mask_frame(self) -> np.ndarray:
+        """The imperfection map warped to frame coordinates (H×W float32 in [0, 1])."""
+        from .face.paste import warp_mask_to_frame
+
+        return warp_mask_to_frame(self.mask_crop, self.affine, self.frame_shape)
+
+
+@dataclass
+class FrameResult:
+    """A decoded frame, its retouched version and the faces that were retouched on it."""
+
+    frame: object  # vretouch_cli.video.Frame
+    retouched: np.ndarray
+    faces: list[FaceResult]
+
+
+@dataclass
+class RunReport:
+    """What a run did, for the CLI's summary and for API users."""
+
+    output: Path | None
+    frames: int = 0
+    face_frames: int = 0
+    tracks: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    copied_through: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def ms_per_frame(self) -> dict[str, float]:
+        n = max(self.frames, 1)
+        return {k: 1000.0 * v / n for k, v in self.stage_seconds.items()}
+
+
+@dataclass
+class _Pending:
+    frame: object
+    finalized: bool = False
+    affines: dict[int, np.ndarray] = field(default_factory=dict)
+    crops: dict[int, object] = field(default_factory=dict)  # track id → crop tensor 3×S×S
+    results: dict[int, object] = field(default_factory=dict)  # track id → inference Result
+
+    @property
+    def complete(self) -> bool:
+        return self.finalized and len(self.results) == len(self.affines)
+
+
+def validate_options(*, window: int | None, strength: float, faces: str, codec: str, crf: int | None) -> None:
+    """Reject out-of-range options before any work is done (one line each)."""
+    if window is not None and not 1 <= int(window) <= 8:
+        raise UsageError(f"--window must be between 1 and 8, got {window}")
+    if not 0.0 <= float(strength) <= 1.0:
+        raise UsageError(f"--strength must be between 0 and 1, got {strength}")
+    if faces not in FACE_CHOICES:
+        raise UsageError(f"--faces must be one of {', '.join(FACE_CHOICES)}, got {faces!r}")
+    if codec not in CODECS:
+        raise UsageError(f"--codec must be one of {', '.join(CODECS)}, got {codec!r}")
+    if crf is not None and not 0 <= int(crf) <= 63:
+        raise UsageError(f"--crf must be between 0 and 63, got {crf}")
+
+
+class FaceStream:
+    """Iterates :class:`FrameResult` over a source, in frame order, with bounded buffering.
+
+    Use :func:`open_stream` to build one. ``info`` describes the source; ``timer`` holds the
+    per-stage times; ``face_frames`` and ``tracks`` count what was retouched so far.
+    """
+
+    def __init__(self, source, model, *, device, dtype, window: int | None, strength: float, faces: str, timer: StageTimer | None = None):
+        import torch
+
+        from .face.detect import FaceDetector
+        from .face.track import FaceTracker
+        from .inference import SlidingRetoucher
+
+        self.source = source
+        self.info = source.info
+        self.model = model
+        self.size = int(model.config.size)
+        self.strength = float(strength)
+        self.faces = faces
+        self.timer = timer or StageTimer()
+        self.detector = FaceDetector()
+        self.tracker = FaceTracker()
+        self.retoucher = SlidingRetoucher(model, delta=window, device=device, dtype=dtype)
+        self.face_frames = 0
+        self.track_ids: set[int] = set()
+        self._active: set[int] = set()
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._torch = torch
+
+    # -- stages -------------------------------------------------------------------------
+    def _decoded(self) -> Iterator[object]:
+        iterator = iter(self.source)
+        while True:
+            with self.timer("decode"):
+                frame = next(iterator, None)
+            if frame is None:
+                return
+            yield frame
+
+    def _take(self, results) -> None:
+        for res in results:
+            index, track_id = res.key
+            self._pending[index].results[track_id] = res
+
+    def _finalize(self, frame_faces) -> None:
+        from .face.align import estimate_alignment, warp_to_crop
+
+        pending = self._pending[frame_faces.frame_index]
+        faces = list(frame_faces.faces)
+        if self.faces == "largest" and len(faces) > 1:
+            faces = [max(faces, key=lambda f: float(np.linalg.norm(f.landmarks[1] - f.landmarks[0])))]
+        present = {f.track_id for f in faces}
+        with self.timer("model"):
+            for ended in sorted(self._active - present):
+                self._take(self.retoucher.end_track(ended))
+        self._active = present
+        items = []
+        image = pending.frame.image
+        with self.timer("align"):
+            for face in faces:
+                affine = estimate_alignment(face.landmarks, self.size)
+                crop = warp_to_crop(image, affine, self.size)
+                tensor = self._torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+                pending.affines[face.track_id] = affine
+                pending.crops[face.track_id] = tensor
+                items.append(((frame_faces.frame_index, face.track_id), face.track_id, tensor))
+                self.track_ids.add(face.track_id)
+        pending.finalized = True
+        if items:
+            with self.timer("model"):
+                self._take(self.retoucher.push(items))
+
+    def _paste(self, pending: _Pending) -> FrameResult:
+        from .face.paste import paste_correction
+
+        frame = pending.frame
+        image = frame.image
+        faces: list[FaceResult] = []
+        if pending.affines:
+            with self.timer("paste"):
+                image = image.copy()
+                for track_id, affine in pending.affines.items():
+                    res = pending.results[track_id]
+                    crop = pending.crops[track_id]
+                    correction = (res.out.float() - crop) * self.strength
+                    mask = res.mask[0].float().numpy()
+                    paste_correction(image, correction.permute(1, 2, 0).numpy(), mask, affine)
+                    faces.append(FaceResult(track_id, affine, mask, image.shape[:2]))
+            self.face_frames += 1
+        return FrameResult(frame, image, faces)
+
+    def _drain(self) -> Iterator[FrameResult]:
+        while self._pending:
+            index, pending = next(iter(self._pending.items()))
+            if not pending.complete:
+                return
+            del self._pending[index]
+            yield self._paste(pending)
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        from .face.track import is_shot_cut, thumbnail
+
+        prev_thumb = None
+        for frame in self._decoded():
+            with self.timer("detect"):
+                detections = self.detector.detect(frame.image)
+                thumb = thumbnail(frame.image)
+                cut = prev_thumb is not None and is_shot_cut(prev_thumb, thumb)
+                prev_thumb = thumb
+            self._pending[frame.index] = _Pending(frame)
+            for frame_faces in self.tracker.push(frame.index, detections, cut):
+                self._finalize(frame_faces)
+            yield from self._drain()
+        for frame_faces in self.tracker.flush():
+            self._finalize(frame_faces)
+        with self.timer("model"):
+            self._take(self.retoucher.flush())
+        self._active = set()
+        yield from self._drain()
+        if self._pending:  # every frame is finalized and every track flushed by now
+            raise RuntimeError(f"pipeline left {len(self._pending)} frame(s) unfinished")
+
+    @property
+    def buffered(self) -> int:
+        """Frames waiting in the buffer now (bounded by the look-ahead and the window)."""
+        return len(self._pending)
+
+
+def load_pipeline_model(weights=None, device: str = "auto"):
+    """Resolve the device and the weights, and load the model in eval mode on that device."""
+    from .checkpoint import load_model
+    from .device import resolve_device
+    from .weights import resolve_weights, verify_default
+
+    dev = resolve_device(device)
+    path = resolve_weights(weights)
+    verify_default(path)
+    model = load_model(path, device=dev)
+    return model, dev
+
+
+def open_stream(
+    input,
+    *,
+    weights=None,
+    device: str = "auto",
+    window: int | None = None,
+    strength: float = 1.0,
+    faces: str = "all",
+    start: float | None = None,
+    duration: float | None = None,
+    model=None,
+    precision: str = "auto",
+    timer: StageTimer | None = None,
+) -> FaceStream:
+    """Open ``input`` and return a :class:`FaceStream` of retouched frames (no output written)."""
+    from .device import autocast_dtype, resolve_device
+    from .video import open_source
+
+    validate_options(window=window, strength=strength, faces=faces, codec="libx264", crf=None)
+    if model is None:
+        model, dev = load_pipeline_model(weights, device)
+    else:
+        dev = resolve_device(device)
+        model = model.to(dev).eval()
+    source = open_source(input, start=start, duration=duration)
+    return FaceStream(source, model, device=dev, dtype=autocast_dtype(dev, precision), window=window, strength=strength, faces=faces, timer=timer)
+
+
+def stream_faces(input, **kwargs) -> Iterator[FrameResult]:
+    """Generator form of :func:`open_stream` (closes the source when exhausted)."""
+    stream = open_stream(input, **kwargs)
+    try:
+        yield from stream
+    finally:
+        stream.source.close()
+
+
+def _side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return np.concatenate([left, right], axis=1)
+
+
+def retouch_video(
+    input,
+    output,
+    *,
+    weights=None,
+    device: str = "auto",
+    window: int | None = None,
+    strength: float = 1.0,
+    faces: str = "all",
+    codec: str = "libx264",
+    crf: int | None = 18,
+    preset: str | None = "medium",
+    start: float | None = None,
+    duration: float | None = None,
+    compare: bool = False,
+    overwrite: bool = False,
+    precision: str = "auto",
+    model=None,
+    progress: Callable[[int, int | None], None] | None = None,
+    require_faces: bool = False,
+) -> RunReport:
+    """Retouch every face of ``input`` (a video, an image or a folder of frames) into ``output``.
+
+    The output is written to a hidden temporary file beside ``output`` and renamed only when
+    the whole run succeeded; on any error (or Ctrl-C) nothing is left at ``output``. When no
+    face is found anywhere, the input is copied through unchanged and a warning is recorded
+    (or :class:`NoFaceError` is raised with ``require_faces``).
+    """
+    from .video import Frame, check_output_path, open_sink
+
+    validate_options(window=window, strength=strength, faces=faces, codec=codec, crf=crf)
+    in_path = Path(input)
+    out_path = Path(output)
+    if not in_path.exists():
+        raise InputError(f"input not found: {in_path}")
+    check_output_path(in_path, out_path, overwrite)
+
+    timer = StageTimer()
+    started = time.perf_counter()
+    stream = open_stream(
+        in_path, weights=weights, device=device, window=window, strength=strength, faces=faces,
+        start=start, duration=duration, model=model, precision=precision, timer=timer,
+    )
+    info = stream.info
+    report = RunReport(output=out_path)
+    width = info.width * (2 if compare else 1)
+    try:
+        sink = open_sink(out_path, stream.source, codec=codec, crf=crf, preset=preset, width=width, height=info.height)
+    except BaseException:
+        stream.source.close()
+        raise
+    try:
+        for result in stream:
+            image = _side_by_side(result.frame.image, result.retouched) if compare else result.retouched
+            with timer("encode"):
+                sink.write(Frame(result.frame.index, result.frame.pts, result.frame.time_base, image))
+            report.frames += 1
+            if progress is not None:
+                progress(report.frames, info.frame_count)
+        if report.frames == 0:
+            raise InputError(f"{in_path}: no frame could be decoded")
+        report.face_frames = stream.face_frames
+        report.tracks = len(stream.track_ids)
+        if report.face_frames == 0:
+            if require_faces:
+                raise NoFaceError(f"no face found in {in_path}")
+            report.warnings.append(f"no face found in {in_path.name}; the output is the input unchanged")
+            plain_copy = not compare and start is None and duration is None and in_path.is_file() and in_path.suffix.lower() == out_path.suffix.lower()
+            if plain_copy:
+                sink.abort()
+                _atomic_copy(in_path, out_path)
+                report.copied_through = True
+        if not report.copied_through:
+            with timer("encode"):
+                sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        stream.source.close()
+    report.seconds = time.perf_counter() - started
+    report.stage_seconds = dict(timer.seconds)
+    return report
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.vretouch-copy")
+    try:
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
