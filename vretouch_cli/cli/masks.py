@@ -1,0 +1,60 @@
+"""``vretouch masks INPUT -o DIR``: export the imperfection maps (PNG per frame and face, mask and overlay videos)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("masks")(masks)
+
+
+def masks(
+    input: Path = typer.Argument(..., help="A video, an image or a folder of frames."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for maps/, mask.mp4 and overlay.mp4."),
+    weights: Optional[str] = options.Weights,
+    device: str = options.Device,
+    window: Optional[int] = options.Window,
+    faces: str = typer.Option("all", "--faces", help="all | largest"),
+    start: Optional[float] = typer.Option(None, "--start", help="Start at this time (seconds)."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Process only this many seconds."),
+    crf: int = typer.Option(18, "--crf", help="Quality of the mask and overlay videos (libx264 CRF)."),
+    overwrite: bool = options.Overwrite,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Show what will be changed: the imperfection map of every face on every frame.
+
+    Writes DIR/maps/frame_NNNNNN_face_TTT.png (frame coordinates), DIR/mask.mp4 and
+    DIR/overlay.mp4 (heat map on the frame), with the input's frame count and timing.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..masks import export_masks
+    from ..pipeline import validate_options
+
+    validate_options(window=window, strength=1.0, faces=faces, codec="libx264", crf=crf)
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]masks"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn(),
+        console=console, disable=quiet,
+    )
+    with progress:
+        task = progress.add_task("masks", total=None)
+        report = export_masks(
+            input, output, weights=weights, device=device, window=window, faces=faces, start=start,
+            duration=duration, crf=crf, overwrite=overwrite,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    if report.face_frames == 0:
+        console.print(f"[yellow]warning:[/yellow] no face found in {input}; the mask video is black and maps/ is empty")
+    if not quiet:
+        console.print(
+            f"{report.frames} frames, {report.face_frames} with faces, {len(report.tracks)} track(s): "
+            f"wrote {report.maps} maps to {report.folder / 'maps'} and {', '.join(p.name for p in report.videos)}"
+        )

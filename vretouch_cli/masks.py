@@ -1,0 +1,175 @@
+"""``vretouch masks INPUT -o DIR``: show what the model will change, frame by frame.
+
+Runs the same pipeline as ``vretouch run`` (detect → track → align → model) and writes, into DIR:
+
+- ``maps/frame_NNNNNN_face_TTT.png``: for every frame ``NNNNNN`` (0-based decode index) and
+  every face track ``TTT`` on it, the imperfection map in frame coordinates (8-bit grey, the
+  frame's size; 255 = fully corrected). It is the weight the correction is pasted with (the
+  model's map times the feathered face region), warped back to the frame.
+- ``mask.mp4``: the union (max) of the faces' maps of each frame, as a grey video;
+- ``overlay.mp4``: the frame with the map as a heat map on top (transparent where the map is 0).
+
+Both videos have the input's frame count and timing (each frame keeps its pts and time base;
+variable frame rate stays variable). Frames without a face give no PNG and a black mask frame.
+For an image input (one frame) the videos are replaced by ``mask.png`` and ``overlay.png``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .errors import InputError, OutputError
+
+MAP_NAME = "frame_{index:06d}_face_{track:03d}.png"
+_MAP_RE = re.compile(r"^frame_\d{6,}_face_\d{3,}\.png$")
+OUTPUT_NAMES = ("maps", "mask.mp4", "overlay.mp4", "mask.png", "overlay.png")
+OVERLAY_OPACITY = 0.65
+
+
+@dataclass
+class MasksReport:
+    """What ``export_masks`` wrote."""
+
+    folder: Path
+    frames: int = 0
+    face_frames: int = 0
+    maps: int = 0
+    tracks: set[int] = field(default_factory=set)
+    videos: list[Path] = field(default_factory=list)
+
+
+def map_to_uint8(mask: np.ndarray) -> np.ndarray:
+    """A map in [0, 1] as uint8 0–255 (rounded)."""
+    return np.clip(np.rint(np.asarray(mask, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def mask_image(mask: np.ndarray, dtype) -> np.ndarray:
+    """The grey mask frame (H×W×3 of ``dtype``) for the mask video."""
+    m8 = map_to_uint8(mask)
+    grey = np.repeat(m8[..., None], 3, axis=2)
+    return grey.astype(np.uint16) * 257 if dtype == np.uint16 else grey
+
+
+def overlay_image(frame: np.ndarray, mask: np.ndarray, opacity: float = OVERLAY_OPACITY) -> np.ndarray:
+    """``frame`` (H×W×3 RGB uint8/uint16) with ``mask`` (H×W in [0,1]) as a JET heat map on top.
+
+    The heat map's opacity is ``opacity · mask``, so pixels the model leaves alone are unchanged.
+    """
+    m = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
+    heat = cv2.cvtColor(cv2.applyColorMap(map_to_uint8(m), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB).astype(np.float32)
+    scale = 257.0 if frame.dtype == np.uint16 else 1.0
+    alpha = (opacity * m)[..., None]
+    out = frame.astype(np.float32) * (1.0 - alpha) + heat * scale * alpha
+    vmax = 65535 if frame.dtype == np.uint16 else 255
+    return np.clip(np.rint(out), 0, vmax).astype(frame.dtype)
+
+
+def _prepare_folder(folder: Path, overwrite: bool) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"-o {folder}: exists and is not a folder")
+    existing = [folder / n for n in OUTPUT_NAMES if (folder / n).exists()]
+    if existing and not overwrite:
+        names = ", ".join(p.name for p in existing)
+        raise OutputError(f"-o {folder} already holds mask output ({names}); pass --overwrite to replace it")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        maps = folder / "maps"
+        if maps.is_dir():
+            # Remove only our own files, so a rerun with fewer frames leaves no stale maps.
+            for p in maps.iterdir():
+                if p.is_file() and _MAP_RE.match(p.name):
+                    p.unlink()
+        maps.mkdir(exist_ok=True)
+        for n in ("mask.png", "overlay.png"):
+            (folder / n).unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from exc
+
+
+def _write_png(path: Path, rgb_or_grey: np.ndarray) -> None:
+    img = rgb_or_grey if rgb_or_grey.ndim == 2 else cv2.cvtColor(rgb_or_grey, cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(path), img):
+        raise OutputError(f"cannot write {path}")
+
+
+def export_masks(
+    input: str | Path,
+    output: str | Path,
+    *,
+    weights=None,
+    device: str = "auto",
+    window: int | None = None,
+    faces: str = "all",
+    start: float | None = None,
+    duration: float | None = None,
+    codec: str = "libx264",
+    crf: int | None = 18,
+    preset: str | None = "medium",
+    overwrite: bool = False,
+    model=None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> MasksReport:
+    """Write the imperfection maps of ``input`` into the folder ``output`` (see the module docstring).
+
+    Videos go through the project's sinks (temporary file, renamed on success): a failed run
+    leaves no half-written video.
+    """
+    from .pipeline import open_stream
+    from .video import Frame, open_sink
+
+    in_path, folder = Path(input), Path(output)
+    if not in_path.exists():
+        raise InputError(f"input not found: {in_path}")
+    stream = open_stream(in_path, weights=weights, device=device, window=window, faces=faces, start=start, duration=duration, model=model)
+    info = stream.info
+    report = MasksReport(folder)
+    sinks: list = []
+    try:
+        _prepare_folder(folder, overwrite)
+        still = info.kind == "image"
+        if not still:
+            for name in ("mask.mp4", "overlay.mp4"):
+                sinks.append(open_sink(folder / name, stream.source, codec=codec, crf=crf, preset=preset, width=info.width, height=info.height))
+        for result in stream:
+            frame = result.frame
+            image = frame.image
+            union = np.zeros(image.shape[:2], np.float32)
+            for face in result.faces:
+                m = np.asarray(face.mask_frame, np.float32)
+                np.maximum(union, m, out=union)
+                _write_png(folder / "maps" / MAP_NAME.format(index=frame.index, track=face.track_id), map_to_uint8(m))
+                report.maps += 1
+                report.tracks.add(int(face.track_id))
+            report.face_frames += bool(result.faces)
+            mask_frame, over = mask_image(union, image.dtype), overlay_image(image, union)
+            if still:
+                _write_png(folder / "mask.png", mask_frame)
+                _write_png(folder / "overlay.png", over)
+            else:
+                for sink, img in zip(sinks, (mask_frame, over)):
+                    sink.write(Frame(frame.index, frame.pts, frame.time_base, img, getattr(frame, "duration", None)))
+            report.frames += 1
+            if progress is not None:
+                progress(report.frames, info.frame_count)
+        if report.frames == 0:
+            raise InputError(f"{in_path}: no frame could be decoded")
+        for sink in sinks:
+            sink.commit()
+        report.videos = [folder / "mask.mp4", folder / "overlay.mp4"] if not still else [folder / "mask.png", folder / "overlay.png"]
+    except BaseException:
+        for sink in sinks:
+            try:
+                sink.abort()
+            except Exception:
+                pass
+        raise
+    finally:
+        stream.source.close()
+    return report
+
