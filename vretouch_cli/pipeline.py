@@ -358,7 +358,7 @@ def retouch_video(
         for result in stream:
             image = _side_by_side(result.frame.image, result.retouched) if compare else result.retouched
             with timer("encode"):
-                sink.write(Frame(result.frame.index, result.frame.pts, result.frame.time_base, image))
+                sink.write(Frame(result.frame.index, result.frame.pts, result.frame.time_base, image, duration=result.frame.duration))
             report.frames += 1
             if progress is not None:
                 progress(report.frames, info.frame_count)
