@@ -131,7 +131,7 @@ class FaceStream:
         import torch
 
         from .face.detect import FaceDetector
-        from .face.track import FaceTracker
+        from .face.track import TRACKING_DETECTION_THRESHOLD, FaceTracker
         from .inference import SlidingRetoucher
 
         self.source = source
@@ -141,8 +141,12 @@ class FaceStream:
         self.strength = float(strength)
         self.faces = faces
         self.timer = timer or StageTimer()
-        self.detector = FaceDetector()
-        self.tracker = FaceTracker()
+        # Weak detections may extend a track (a face turning away) but never start one.
+        self.detector = FaceDetector(score_threshold=TRACKING_DETECTION_THRESHOLD)
+        # A single image cannot confirm a track over two frames.
+        single = self.info.kind == "image" or self.info.frame_count == 1
+        self.tracker = FaceTracker(min_hits=1) if single else FaceTracker()
+        self._ones = np.ones((self.size, self.size), np.float32)
         self.retoucher = SlidingRetoucher(model, delta=window, device=device, dtype=dtype)
         self.face_frames = 0
         self.track_ids: set[int] = set()
@@ -205,9 +209,10 @@ class FaceStream:
                 for track_id, affine in pending.affines.items():
                     res = pending.results[track_id]
                     crop = pending.crops[track_id]
-                    correction = (res.out.float() - crop) * self.strength
+                    # out − crop is already M_pix·(G − crop): paste it with a unit weight.
+                    correction = (res.out.float() - crop).permute(1, 2, 0).numpy()
                     mask = res.mask[0].float().numpy()
-                    paste_correction(image, correction.permute(1, 2, 0).numpy(), mask, affine)
+                    paste_correction(image, correction, self._ones, affine, strength=self.strength)
                     faces.append(FaceResult(track_id, affine, mask, image.shape[:2]))
             self.face_frames += 1
         return FrameResult(frame, image, faces)

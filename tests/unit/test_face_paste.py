@@ -1,0 +1,160 @@
+"""Correction paste-back: bit-exact where nothing changes, local where something does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vretouch_cli.face.align import estimate_alignment, invert_affine, template, warp_to_crop
+from vretouch_cli.face.paste import face_region_mask, paste_correction, warp_mask_to_frame
+
+S = 128
+
+
+def _frame(h=240, w=320, dtype=np.uint8, seed=0):
+    rng = np.random.default_rng(seed)
+    hi = 255 if dtype == np.uint8 else 65535
+    return rng.integers(0, hi + 1, (h, w, 3)).astype(dtype)
+
+
+def _m(scale=1.0, angle=10.0, centre=(160.0, 120.0), size=S):
+    """Frame → crop similarity placing a template face of eye distance ~ 0.25·size/scale."""
+    lm = (template(size) - size / 2) / scale
+    a = np.deg2rad(angle)
+    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    lm = lm @ r.T + centre
+    return estimate_alignment(lm, size)
+
+
+def test_face_region_mask_shape_and_feather():
+    m = face_region_mask(512)
+    assert m.shape == (512, 512) and m.dtype == np.float32
+    assert m.min() == 0.0 and m.max() == 1.0
+    assert m[288, 256] == 1.0 and m[240, 256] == 1.0 and m[371, 256] == 1.0  # eyes to mouth
+    border = 40
+    assert not m[:border].any() and not m[-border:].any()
+    assert not m[:, :border].any() and not m[:, -border:].any()
+    np.testing.assert_allclose(m[:, 1:], m[:, 1:][:, ::-1], atol=1e-6)  # symmetric about x=256
+    assert np.abs(np.diff(m, axis=1)).max() < 0.05  # soft: no hard edge
+    m2 = face_region_mask(128)
+    m2[:] = 0  # a copy: the cache is not modified
+    assert face_region_mask(128).max() == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_zero_correction_is_bit_identical(dtype):
+    frame = _frame(dtype=dtype)
+    before = frame.copy()
+    corr = np.zeros((S, S, 3), np.float32)
+    paste_correction(frame, corr, np.ones((S, S), np.float32), _m())
+    assert np.array_equal(frame, before)
+    # A correction that rounds to zero everywhere changes nothing either.
+    unit = 127.5 if dtype == np.uint8 else 32767.5
+    paste_correction(frame, np.full((S, S, 3), 0.49 / unit, np.float32), np.ones((S, S), np.float32), _m())
+    assert np.array_equal(frame, before)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_patch_correction_changes_only_nearby_pixels(dtype):
+    frame = np.full((240, 320, 3), 100 if dtype == np.uint8 else 25700, dtype)
+    before = frame.copy()
+    m = _m(scale=0.8)
+    corr = np.zeros((S, S, 3), np.float32)
+    y0, x0 = 70, 60  # a 6×6 patch on the cheek area, inside the face region
+    corr[y0 : y0 + 6, x0 : x0 + 6] = [0.4, -0.2, 0.1]
+    paste_correction(frame, corr, np.ones((S, S), np.float32), m)
+    changed = np.any(frame != before, axis=2)
+    assert changed.any()
+    # Changed pixels lie within the patch's footprint in the frame, plus the bilinear margin.
+    inv = invert_affine(m)
+    corners = np.array([[x0 - 1, y0 - 1], [x0 + 6, y0 - 1], [x0 - 1, y0 + 6], [x0 + 6, y0 + 6]], float)
+    fc = corners @ inv[:, :2].T + inv[:, 2]
+    ys, xs = np.nonzero(changed)
+    assert xs.min() >= np.floor(fc[:, 0].min()) - 1 and xs.max() <= np.ceil(fc[:, 0].max()) + 1
+    assert ys.min() >= np.floor(fc[:, 1].min()) - 1 and ys.max() <= np.ceil(fc[:, 1].max()) + 1
+    # The patch centre gets the full correction (face region weight is 1 there).
+    cx, cy = np.array([x0 + 2.5, y0 + 2.5]) @ inv[:, :2].T + inv[:, 2]
+    unit = 127.5 if dtype == np.uint8 else 32767.5
+    got = frame[int(round(cy)), int(round(cx))].astype(np.float64) - before[0, 0]
+    np.testing.assert_allclose(got, np.array([0.4, -0.2, 0.1]) * unit * face_region_mask(S)[y0 + 2, x0 + 2], rtol=0.02, atol=1)
+
+
+def test_mask_and_region_limit_the_edit():
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    m = _m()
+    corr = np.full((S, S, 3), 0.3, np.float32)
+    mask = np.zeros((S, S), np.float32)
+    paste_correction(frame, corr, mask, m)
+    assert (frame == 128).all()
+    paste_correction(frame, corr, np.ones((S, S), np.float32), m)
+    weight = warp_mask_to_frame(np.ones((S, S), np.float32), m, frame.shape)
+    assert weight.shape == (240, 320) and weight.dtype == np.float32
+    changed = np.any(frame != 128, axis=2)
+    assert changed.any() and not changed[weight == 0].any()
+    expect = np.rint(128 + 0.3 * 127.5 * weight)
+    np.testing.assert_allclose(frame[..., 0], expect, atol=1)
+    # The edit fades out smoothly (smoothstep over the feather): no seam.
+    assert frame[..., 0].max() == 128 + round(0.3 * 127.5)
+    feather_px = (1.0 - 0.72) * 140 * S / 512
+    max_step = 0.3 * 127.5 * 1.5 / feather_px + 1
+    assert np.abs(np.diff(frame[..., 0].astype(int), axis=1)).max() <= max_step
+
+
+def test_clipping_and_strength():
+    frame = np.full((240, 320, 3), 250, np.uint8)
+    paste_correction(frame, np.full((S, S, 3), 0.5, np.float32), np.ones((S, S), np.float32), _m())
+    assert frame.max() == 255
+    frame = np.full((240, 320, 3), 100, np.uint8)
+    paste_correction(frame, np.full((S, S, 3), 0.4, np.float32), np.ones((S, S), np.float32), _m(), strength=0.5)
+    assert frame.max() == 100 + round(0.2 * 127.5)
+
+
+def test_small_face_is_antialiased():
+    """Face much smaller in the frame than the crop: the correction is area-averaged."""
+    frame = np.full((240, 320, 3), 100, np.uint8)
+    corr = np.zeros((S, S, 3), np.float32)
+    corr[::2] = 0.4  # stripes finer than a frame pixel
+    m = _m(scale=4.0)
+    paste_correction(frame, corr, np.ones((S, S), np.float32), m)
+    inv = invert_affine(m)
+    cx, cy = np.array([S / 2, S / 2 + 10]) @ inv[:, :2].T + inv[:, 2]
+    centre = frame[int(cy) - 2 : int(cy) + 3, int(cx) - 2 : int(cx) + 3, 0].astype(float)
+    np.testing.assert_allclose(centre, 100 + 0.2 * 127.5, atol=2)
+
+
+def test_face_partly_outside_frame_and_fully_outside():
+    frame = _frame()
+    before = frame.copy()
+    corr = np.full((S, S, 3), 0.2, np.float32)
+    ones = np.ones((S, S), np.float32)
+    paste_correction(frame, corr, ones, _m(centre=(5.0, 230.0)))
+    assert not np.array_equal(frame, before)
+    frame = before.copy()
+    paste_correction(frame, corr, ones, _m(centre=(-500.0, -500.0)))
+    assert np.array_equal(frame, before)
+    assert not warp_mask_to_frame(ones, _m(centre=(-500.0, -500.0)), frame.shape).any()
+
+
+def test_roundtrip_with_warp_to_crop():
+    """Pasting (target − crop) brings the face region of the frame close to the target."""
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    m = _m(scale=1.0)
+    crop = warp_to_crop(frame, m, S)
+    target = crop + 0.25
+    paste_correction(frame, target - crop, np.ones((S, S), np.float32), m)
+    w = warp_mask_to_frame(np.ones((S, S), np.float32), m, frame.shape)
+    full = w > 0.999
+    assert full.sum() > 1000
+    assert np.all(frame[full] == 90 + round(0.25 * 127.5))
+
+
+def test_bad_shapes_raise():
+    frame = _frame()
+    with pytest.raises(ValueError):
+        paste_correction(frame, np.zeros((S, S, 3), np.float32), np.ones((S, S + 1), np.float32), _m())
+    with pytest.raises(ValueError):
+        paste_correction(frame, np.zeros((S, S, 1), np.float32), np.ones((S, S), np.float32), _m())
+    with pytest.raises(TypeError):
+        paste_correction(frame.astype(np.float32), np.zeros((S, S, 3), np.float32), np.ones((S, S), np.float32), _m())
+    with pytest.raises(ValueError):
+        paste_correction(frame, np.full((S, S, 3), np.nan, np.float32), np.ones((S, S), np.float32), _m())
