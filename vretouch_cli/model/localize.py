@@ -1,0 +1,86 @@
+"""Imperfection localisation N and the full-resolution mask head I (MODEL.md §1.2)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .layers import ConvAct, conv2d, upsample2
+
+# Initial biases: the maps start small (σ(-2) ≈ 0.12, σ(-3) ≈ 0.05) but not saturated, so
+# gradients flow from the first step.
+MAP_BIAS = -2.0
+HEAD_BIAS = -3.0
+
+
+class Localizer(nn.Module):
+    """N: M_i = N(X_i, f_i), a C_m-channel soft map in [0, 1] at S/8.
+
+    Four conv blocks on the image (strides 1, 2, 4, 8, anti-aliased), fused with the frame's own
+    encoder feature f_i by two 3×3 convs.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        w = cfg.loc_channels
+        self.image_blocks = nn.ModuleList(
+            [ConvAct(3, w[0]), ConvAct(w[0], w[1], down=True), ConvAct(w[1], w[2], down=True), ConvAct(w[2], w[3], down=True)]
+        )
+        self.fuse = ConvAct(w[3] + cfg.channels, w[3])
+        self.out = conv2d(w[3], cfg.mask_channels, gain_slope=None)
+        with torch.no_grad():
+            self.out.weight.mul_(0.5)
+            self.out.bias.fill_(MAP_BIAS)
+
+    def forward(self, image: Tensor, feat: Tensor) -> Tensor:
+        """image [B, 3, S, S] in [-1, 1], feat f [B, C, S/8, S/8] → M [B, C_m, S/8, S/8] in [0, 1]."""
+        x = image
+        for block in self.image_blocks:
+            x = block(x)
+        x = self.fuse(torch.cat([x, feat], dim=1))
+        return torch.sigmoid(self.out(x))
+
+
+class MaskHead(nn.Module):
+    """I: maps M (C_m @ S/8) to a 1-channel full-resolution map in [0, 1].
+
+    Upsamples ×2 three times, each time fused with the frame's encoder features at that scale
+    (C/2 @ S/4, C/4 @ S/2, C/8 @ S) so the map follows the blemishes' real edges.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        h = cfg.head_channels
+        enc = cfg.encoder_channels
+        self.inp = ConvAct(cfg.mask_channels, h, kernel=1)
+        self.ups = nn.ModuleList([ConvAct(h + enc[2], h), ConvAct(h + enc[1], h), ConvAct(h + enc[0], h)])
+        self.out = conv2d(h, 1, gain_slope=None)
+        with torch.no_grad():
+            self.out.weight.mul_(0.5)
+            self.out.bias.fill_(HEAD_BIAS)
+        self.floor = float(cfg.mask_floor)
+
+    def logits(self, mask: Tensor, skips: Sequence[Tensor]) -> Tensor:
+        """mask [B, C_m, S/8, S/8], skips = encoder features (list of six) → logits [B, 1, S, S]."""
+        x = self.inp(mask)
+        for conv, skip in zip(self.ups, (skips[2], skips[1], skips[0])):
+            x = upsample2(x)
+            x = conv(torch.cat([x, skip.to(x.dtype)], dim=1))
+        return self.out(x)
+
+    def forward(self, mask: Tensor, skips: Sequence[Tensor]) -> Tensor:
+        """mask [B, C_m, S/8, S/8] in [0, 1], skips (encoder features of the same frames) → [B, 1, S, S] in [0, 1].
+
+        The sigmoid is stretched by ``mask_floor`` ε and clipped, (1 + 2ε)·σ − ε, so the map reaches
+        exact 0 (the pixel is left bit-exact) and exact 1 at finite logits. The clip is
+        straight-through: gradients are those of the unclipped map, so a pixel that fell below 0
+        can still be pulled back up during training.
+        """
+        p = torch.sigmoid(self.logits(mask, skips))
+        if self.floor <= 0:
+            return p
+        stretched = (1.0 + 2.0 * self.floor) * p - self.floor
+        return stretched + (stretched.clamp(0.0, 1.0) - stretched).detach()
