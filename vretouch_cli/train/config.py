@@ -1,0 +1,131 @@
+"""The training run's settings: one frozen dataclass, stored inside every training checkpoint.
+
+Architecture numbers live in :class:`~vretouch_cli.model.config.ModelConfig`; this holds only what
+the trainer needs (data, loss weights, optimisation, schedule). ``--resume`` restores it from the
+checkpoint and lets a user change only the run-control fields (:data:`RUN_CONTROL_FIELDS`), so a
+resumed run computes exactly what the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DATA_MODES = ("auto", "ffhqr", "synthetic")
+
+# Fields a resumed run may change without changing the result of the steps it computes.
+RUN_CONTROL_FIELDS = (
+    "steps",
+    "max_minutes",
+    "num_workers",
+    "device",
+    "ckpt_every",
+    "ckpt_minutes",
+    "keep_checkpoints",
+    "val_every",
+    "log_every",
+    "vgg_weights",
+    "export_path",
+)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the generator's loss terms (MODEL.md §3). A zero weight skips the term's compute."""
+
+    l1: float = 10.0  # ζ in L_con
+    perceptual: float = 1.0
+    adversarial: float = 0.05
+    flow: float = 0.1
+    imperfection: float = 1.0
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``vretouch train`` needs besides the model architecture."""
+
+    data: str = ""
+    out: str = "runs/train"
+    data_mode: str = "auto"
+    preset: str = "small"
+    size: int | None = None  # override the preset's S
+    delta: int | None = None  # override the preset's δ (frames per clip T = δ + 1)
+    model_overrides: tuple[tuple[str, Any], ...] = ()  # other ModelConfig fields, e.g. (("disc_channels", 16),)
+    steps: int = 1000
+    batch_size: int = 2  # per rank
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    lr_warmup: int = 0  # linear warm-up steps (independent of `steps`, so extending a run is exact)
+    grad_clip: float = 1.0  # max global grad norm for G and D; 0 disables
+    ema_decay: float = 0.999
+    precision: str = "auto"  # bf16 autocast on CUDA; CPU is always fp32
+    seed: int = 0
+    losses: LossWeights = field(default_factory=LossWeights)
+    gt_map_scale: float | None = None  # M_gt scale; None = the evaluator's GT_MAP_SCALE
+    vgg_weights: str | None = None  # path / hub ref / None (env VRETOUCH_VGG_WEIGHTS, hub cache)
+    vgg_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    val_fraction: float = 0.2  # share of identities held out when the data has no test split
+    val_items: int = 16
+    val_every: int = 500
+    log_every: int = 10
+    ckpt_every: int = 1000
+    ckpt_minutes: float = 0.0  # also checkpoint every this many minutes (0 = off)
+    keep_checkpoints: int = 3
+    max_minutes: float = 0.0  # stop cleanly (checkpoint, validate, export) after this long; 0 = off
+    num_workers: int = 0
+    device: str = "auto"
+    export_path: str | None = None  # where to write EMA inference weights at the end (default RUN/weights_ema.safetensors)
+
+    def __post_init__(self) -> None:
+        if self.data_mode not in DATA_MODES:
+            raise UsageError(f"--data-mode {self.data_mode!r}: choose one of {', '.join(DATA_MODES)}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.steps < 0:
+            raise UsageError(f"--steps must be ≥ 0, got {self.steps}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be ≥ 1, got {self.batch_size}")
+        if self.size is not None and (self.size < 32 or self.size % 8):
+            raise UsageError(f"--size must be a multiple of 8 and ≥ 32, got {self.size}")
+        if self.delta is not None and not 1 <= self.delta <= 8:
+            raise UsageError(f"--window (δ) must be in 1–8, got {self.delta}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UsageError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        if self.num_workers < 0:
+            raise UsageError(f"--workers must be ≥ 0, got {self.num_workers}")
+        for name in ("val_every", "log_every", "ckpt_every"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be ≥ 0")
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        d["vgg_layers"] = list(self.vgg_layers)
+        d["model_overrides"] = [[k, v] for k, v in self.model_overrides]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "losses" in kw and isinstance(kw["losses"], dict):
+            kw["losses"] = LossWeights(**kw["losses"])
+        if "betas" in kw:
+            kw["betas"] = tuple(kw["betas"])
+        if "vgg_layers" in kw:
+            kw["vgg_layers"] = tuple(kw["vgg_layers"])
+        if "model_overrides" in kw:
+            kw["model_overrides"] = tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in kw["model_overrides"])
+        return cls(**kw)

@@ -1,0 +1,187 @@
+"""Training losses (MODEL.md §3): L1 + VGG perceptual, hinge GAN, imperfection flow, imperfection map.
+
+The VGG backbone for the perceptual term is found like model weights are: an explicit path or
+hub reference, then ``$VRETOUCH_VGG_WEIGHTS``, then the Hugging Face hub *cache* (never an
+implicit download). Without weights the term is skipped with a warning that says how to get them.
+Accepted layouts: the project's compact ``features.{0..12}`` (VGG-16, conv layers in forward
+order, as in ``vgg16_lpips.safetensors``) and torchvision / timm ``features.{i}`` with the
+sequential indices of VGG-16 or VGG-19 (13 or 16 conv layers).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import WeightsError
+
+ENV_VGG = "VRETOUCH_VGG_WEIGHTS"
+HUB_VGG = "timm/vgg16.tv_in1k:model.safetensors"  # ImageNet VGG-16, torchvision layout (≈ 530 MB)
+
+VGG_HOW_TO = (
+    f"pass --vgg-weights PATH (a VGG-16/19 .safetensors, torchvision layout), set {ENV_VGG}=PATH, "
+    f"or fetch {HUB_VGG.split(':')[0]} into the Hugging Face cache (`hf download {HUB_VGG.replace(':', ' ')}`)"
+)
+
+# Conv layers per block and the tap names after the last ReLU of each block. A file may also hold
+# only the first blocks of a VGG-16 (2, 4, 7 or 10 convs; e.g. slimmed to the taps in use).
+_BLOCKS = {13: (2, 2, 3, 3, 3), 16: (2, 2, 4, 4, 4), 10: (2, 2, 3, 3), 7: (2, 2, 3), 4: (2, 2), 2: (2,)}
+_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")  # names kept for VGG-19 too (block ends)
+
+
+def resolve_vgg_weights(spec: str | os.PathLike | None = None) -> Path | None:
+    """A local VGG safetensors path, or None when none is available (the caller warns).
+
+    ``spec`` may be a file, ``hf:owner/name[:file]`` / ``owner/name:file`` (downloaded when not
+    cached), ``none``/``off`` to disable, or None for ``$VRETOUCH_VGG_WEIGHTS`` / the hub cache.
+    """
+    if spec is not None and str(spec).strip().lower() in ("none", "off", "0", ""):
+        return None
+    for candidate, source in ((spec, "--vgg-weights"), (os.environ.get(ENV_VGG) or None, ENV_VGG)):
+        if candidate is None:
+            continue
+        text = str(candidate)
+        path = Path(text).expanduser()
+        if path.is_file():
+            return path
+        if text.startswith("hf:") or (":" in text and "/" in text.split(":", 1)[0] and not path.exists()):
+            from ..weights import hub_download
+
+            repo, _, filename = text.removeprefix("hf:").partition(":")
+            return hub_download(repo, filename or "model.safetensors")
+        raise WeightsError(f"VGG weights not found: {text} (from {source}); {VGG_HOW_TO}")
+    try:  # the hub cache only: a 530 MB download must be asked for
+        from huggingface_hub import hf_hub_download
+
+        repo, _, filename = HUB_VGG.partition(":")
+        return Path(hf_hub_download(repo, filename, local_files_only=True))
+    except Exception:
+        return None
+
+
+def _conv_tensors(state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    idx = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(r"features\.(\d+)\.weight", k)) and state[k].dim() == 4})
+    convs = [(state[f"features.{i}.weight"], state[f"features.{i}.bias"]) for i in idx]
+    if len(convs) not in _BLOCKS:
+        raise WeightsError(f"expected the 13 (VGG-16) or 16 (VGG-19) conv layers of a VGG (or VGG-16's first blocks), found {len(convs)}")
+    return convs
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG conv trunk returning the ReLU taps asked for. Input [B, 3, H, W] in [-1, 1]."""
+
+    def __init__(self, convs: list[tuple[torch.Tensor, torch.Tensor]], taps: tuple[str, ...]) -> None:
+        super().__init__()
+        unknown = [t for t in taps if t not in _TAPS]
+        if unknown:
+            raise WeightsError(f"unknown VGG layers {unknown}; choose from {', '.join(_TAPS)}")
+        blocks = _BLOCKS[len(convs)]
+        last = max(_TAPS.index(t) for t in taps)
+        if last >= len(blocks):
+            raise WeightsError(f"the VGG weights hold {len(blocks)} blocks, too few for the layer {_TAPS[last]}")
+        layers: list[nn.Module] = []
+        self._tap_at: dict[int, str] = {}
+        k = 0
+        for b, n in enumerate(blocks[: last + 1]):
+            if b:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(n):
+                w, bias = convs[k]
+                conv = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2], padding=w.shape[2] // 2)
+                conv.weight.data.copy_(w.float())
+                conv.bias.data.copy_(bias.float())
+                layers += [conv, nn.ReLU(inplace=False)]
+                k += 1
+            if _TAPS[b] in taps:
+                self._tap_at[len(layers) - 1] = _TAPS[b]
+        self.layers = nn.ModuleList(layers)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "VGGFeatures":  # always frozen, always eval
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: [B, 3, H, W] in [-1, 1] → the taps' features, shallow to deep."""
+        h = ((x + 1.0) * 0.5 - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i in self._tap_at:
+                out.append(h)
+        return out
+
+
+class PerceptualLoss(nn.Module):
+    """Mean L1 distance of VGG features, averaged over the taps (‖V(Y) − V(Ŷ)‖ of L_con)."""
+
+    def __init__(self, features: VGGFeatures) -> None:
+        super().__init__()
+        self.features = features
+
+    @classmethod
+    def from_file(cls, path: str | Path, taps: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")) -> "PerceptualLoss":
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path))
+        except Exception as exc:
+            raise WeightsError(f"cannot read VGG weights {path}: {exc}") from exc
+        return cls(VGGFeatures(_conv_tensors(state), tuple(taps)))
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        fp = self.features(pred)
+        with torch.no_grad():
+            ft = self.features(target)
+        return sum(F.l1_loss(a.float(), b.float()) for a, b in zip(fp, ft)) / len(fp)
+
+
+def build_perceptual(spec: str | None, taps: tuple[str, ...]) -> tuple[PerceptualLoss | None, str]:
+    """(loss or None, a one-line message saying which weights are used or how to get them)."""
+    path = resolve_vgg_weights(spec)
+    if path is None:
+        if spec is not None and str(spec).strip().lower() in ("none", "off", "0"):
+            return None, "perceptual loss off (--vgg-weights none)"
+        msg = f"no VGG weights found: the perceptual loss is SKIPPED. To use it, {VGG_HOW_TO}"
+        warnings.warn(msg, stacklevel=2)
+        return None, msg
+    return PerceptualLoss.from_file(path, taps), f"perceptual loss: VGG weights {path}"
+
+
+def gt_imperfection_map(raw: torch.Tensor, target: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """M_gt (MODEL.md §3): ``clip(mean_c |raw − target| / scale, 0, 1)`` with images taken to [0, 1].
+
+    raw, target: [..., 3, H, W] in [-1, 1] → [..., 1, H, W] in [0, 1]. Identical pairs give
+    exact zeros (never NaN). ``scale`` defaults to the evaluator's ``GT_MAP_SCALE`` so the map
+    trained on is the map measured.
+    """
+    if scale is None:
+        from ..evaluate.metrics import GT_MAP_SCALE
+
+        scale = GT_MAP_SCALE
+    d = (raw.float() - target.float()).abs().mean(dim=-3, keepdim=True) * 0.5
+    return (d / float(scale)).clamp_(0.0, 1.0)
+
+
+def _as_list(logits) -> list[torch.Tensor]:
+    return list(logits) if isinstance(logits, (list, tuple)) else [logits]
+
+
+def d_hinge_loss(real_logits, fake_logits) -> torch.Tensor:
+    """Discriminator hinge loss, averaged over the scales of a multi-scale D."""
+    real, fake = _as_list(real_logits), _as_list(fake_logits)
+    return sum(F.relu(1.0 - r.float()).mean() + F.relu(1.0 + f.float()).mean() for r, f in zip(real, fake)) / len(real)
+
+
+def g_hinge_loss(fake_logits) -> torch.Tensor:
+    """Generator hinge loss ``−E[D(fake)]``, averaged over the scales."""
+    fake = _as_list(fake_logits)
+    return sum(-f.float().mean() for f in fake) / len(fake)
