@@ -42,13 +42,13 @@ def bench_model(preset: str, size: int | None, batch: int, seconds: float, devic
     models.train()
     S, T = mcfg.size, mcfg.delta + 1
     g = torch.Generator().manual_seed(0)
-    target = torch.rand(batch, T, 3, S, S, generator=g) * 2 - 1
-    raw = (target + 0.05 * torch.randn(batch, T, 3, S, S, generator=g)).clamp(-1, 1)
-    batch_t = {
-        "raw": raw.to(device),
-        "target": target.to(device),
-        "flow": torch.randn(batch, T - 1, 2, S, S, generator=g).to(device),
-    }
+    target = torch.randint(0, 256, (batch, T, 3, S, S), generator=g, dtype=torch.uint8)
+    raw = (target.int() + torch.randint(-8, 9, target.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+    affines = torch.zeros(batch, T, 2, 3, dtype=torch.float64)
+    affines[..., 0, 0] = affines[..., 1, 1] = 1.0
+    affines[..., 0, 2] = torch.arange(T, dtype=torch.float64) * 1.5  # 1.5 px per frame to the right
+    batch_t = {"raw": raw.pin_memory() if device.type == "cuda" else raw, "target": target, "affines": affines}
+    # uint8 clips are sent to the device inside each step, as in training (the loader's pinned batches)
 
     def sync() -> None:
         if device.type == "cuda":

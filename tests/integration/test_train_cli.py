@@ -232,8 +232,10 @@ def test_prepare_faces_then_train_synthetic(tmp_path, photos, capsys):
     crop = cv2.imread(str(prep / manifest["items"][0]["file"]))
     assert crop.shape == (128, 128, 3)
     run = tmp_path / "S"
+    # --workers 1: the loader's worker starts after the trainer ran OpenCV and torch (regression:
+    # a plain fork then hung in the worker's cv2.setNumThreads; the DataLoader timeout is 300 s).
     vretouch("train", "--data", prep, "--preset", "tiny", "--size", "64", "--window", "1", "--steps", "2", "--batch-size", "1",
-             "--val-items", "2", "--vgg-weights", "none", "--device", "cpu", "--out", run, "--quiet")
+             "--val-items", "2", "--vgg-weights", "none", "--device", "cpu", "--workers", "1", "--out", run, "--quiet")
     start = [r for r in read_log(run) if r["kind"] == "start"][-1]
     assert start["info"]["train_items"] + start["info"]["val_items"] > 0
     msgs = " ".join(r["text"] for r in read_log(run) if r["kind"] == "message")

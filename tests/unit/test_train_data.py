@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from vretouch_cli.train.blemish import face_regions, measure_spot_shift, skin_mask, synthesize_blemishes, template_landmarks
-from vretouch_cli.train.data import ClipDataset, StepSampler, discover, split_by_identity
+from vretouch_cli.train.data import ClipDataset, StepSampler, discover, flows_from_affines_torch, split_by_identity, to_model_range
+from vretouch_cli.train.losses import gt_imperfection_map
 from vretouch_cli.train.motion import MotionParams, flows_from_affines, random_motion, warp_frames
 from vretouch_cli.train.prepare import identity_of
 
@@ -136,13 +137,25 @@ def test_ffhqr_clips(tmp_path):
     ds = ClipDataset(split.train, 48, 3)
     a, b = ds[(1, 99)], ds[(1, 99)]
     assert a["raw"].shape == (3, 3, 48, 48) and a["target"].shape == (3, 3, 48, 48)
-    assert a["flow"].shape == (2, 2, 48, 48) and a["alpha"].shape == (3, 1, 48, 48)
+    assert a["raw"].dtype == torch.uint8 and a["alpha"].shape == (3, 1, 48, 48)
+    assert a["affines"].shape == (3, 2, 3)
     for k in a:
         assert torch.equal(a[k], b[k])
-    assert a["raw"].min() >= -1 and a["raw"].max() <= 1
-    q = (a["raw"] + 1) * 127.5
-    assert torch.allclose(q, q.round(), atol=1e-4)  # 8-bit levels, like decoded frames
+    x = to_model_range(a["raw"])
+    assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
     assert not torch.equal(ds[(1, 100)]["raw"], a["raw"])  # the seed changes the motion
+    # the pair's difference survives the motion: M_gt is non-zero somewhere, zero almost everywhere
+    m = gt_imperfection_map(x, to_model_range(a["target"]))
+    assert 0 < (m > 0).float().mean() < 0.2
+
+
+def test_device_flows_match_numpy():
+    rng = np.random.default_rng(4)
+    affines = np.stack([random_motion(4, 40, rng, MotionParams(step_translate=0.03, step_rotate_deg=3)) for _ in range(2)])
+    ref = np.stack([flows_from_affines(a, 40) for a in affines])
+    got = flows_from_affines_torch(torch.from_numpy(affines), 40).numpy()
+    assert got.shape == (2, 3, 2, 40, 40)
+    assert np.abs(got - ref).max() < 1e-3
 
 
 def test_ffhqr_without_test_split_splits_by_name(tmp_path):
@@ -151,18 +164,3 @@ def test_ffhqr_without_test_split_splits_by_name(tmp_path):
     names = {s.identity for s in split.train} | {s.identity for s in split.val}
     assert len(names) == 10 and split.val and split.train
 
-
-def test_loader_workers_start_after_opencv_ran_in_the_parent(tmp_path):
-    """Regression: forked workers whose parent had used OpenCV's thread pool hung in
-    ``cv2.setNumThreads``; workers now start clean (forkserver)."""
-    from vretouch_cli.train.data import worker_context, worker_init
-
-    split = discover(write_ffhqr(tmp_path / "d", n_train=2, n_test=0, size=512), val_fraction=0.0)
-    ds = ClipDataset(split.train, 512, 2)
-    ds[(0, 1)]  # OpenCV's parallel code runs in this (the parent) process
-    loader = torch.utils.data.DataLoader(
-        ds, batch_size=1, sampler=StepSampler(len(ds), 1, 0), num_workers=1,
-        worker_init_fn=worker_init, multiprocessing_context=worker_context(), timeout=120,
-    )
-    batch = next(iter(loader))
-    assert batch["raw"].shape == (1, 2, 3, 512, 512)

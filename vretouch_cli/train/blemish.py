@@ -39,6 +39,8 @@ __all__ = [
     "template_landmarks",
     "face_regions",
     "skin_mask",
+    "SkinGeometry",
+    "skin_geometry",
     "synthesize_blemishes",
     "measure_spot_shift",
 ]
@@ -244,24 +246,56 @@ def _sample_points(weight: np.ndarray, count: int, rng: np.random.Generator) -> 
     return np.stack([xs + rng.uniform(-0.5, 0.5, count), ys + rng.uniform(-0.5, 0.5, count)], axis=1)
 
 
-def synthesize_blemishes(
-    clean: np.ndarray,
-    rng: np.random.Generator,
-    landmarks: np.ndarray | None = None,
-    params: BlemishParams = BlemishParams(),
-    n_spots: int | None = None,
-) -> BlemishResult:
-    """Add random blemishes to a clean aligned face crop.
+@dataclass(frozen=True)
+class SkinGeometry:
+    """What the synthesiser needs to know about one face (depends only on the image, so a data
+    loader can compute it once per image and reuse it)."""
 
-    clean: S×S×3 float32 RGB in [0, 1], aligned to the FFHQ template (``landmarks`` in crop pixels
-    when known, else the template's). ``n_spots`` fixes the count (else random, none to severe).
-    """
+    skin: np.ndarray  # H×W float32 in [0, 1]: where spots may go
+    weight: np.ndarray  # H×W float32: where spot clusters are likely (cheeks > forehead, chin > face)
+    skin_l: float  # median L* of the skin
+    eye_dist: float  # pixels
+
+    def compact(self) -> "SkinGeometry":
+        """The same geometry quantised to 8 bits (4× smaller to cache; use it consistently)."""
+        q = lambda a: (np.round(np.clip(a, 0, 1) * 255) / 255).astype(np.float32)  # noqa: E731
+        return SkinGeometry(q(self.skin), q(self.weight), self.skin_l, self.eye_dist)
+
+
+def skin_geometry(clean: np.ndarray, landmarks: np.ndarray | None = None) -> SkinGeometry:
+    """Skin mask, cluster weights, skin lightness and eye distance of an aligned clean crop."""
     size = clean.shape[0]
     if clean.shape[:2] != (size, size):
         raise ValueError(f"expected a square crop, got {clean.shape}")
     lm = template_landmarks(size) if landmarks is None else np.asarray(landmarks, np.float32)
     regions = face_regions(lm, size)
     skin = skin_mask(clean, regions=regions)
+    weight = np.zeros((size, size), np.float32)
+    for name, w in _REGION_WEIGHT.items():
+        weight = np.maximum(weight, w * regions[name])
+    weight *= skin > 0.5
+    inside = skin > 0.5
+    skin_l = float(np.median(rgb_to_lab(clean)[..., 0][inside])) if inside.any() else 60.0
+    return SkinGeometry(skin, weight, skin_l, float(np.linalg.norm(lm[1] - lm[0])))
+
+
+def synthesize_blemishes(
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    landmarks: np.ndarray | None = None,
+    params: BlemishParams = BlemishParams(),
+    n_spots: int | None = None,
+    geometry: SkinGeometry | None = None,
+) -> BlemishResult:
+    """Add random blemishes to a clean aligned face crop.
+
+    clean: S×S×3 float32 RGB in [0, 1], aligned to the FFHQ template (``landmarks`` in crop pixels
+    when known, else the template's). ``n_spots`` fixes the count (else random, none to severe).
+    ``geometry`` (from :func:`skin_geometry`) skips recomputing the skin mask.
+    """
+    size = clean.shape[0]
+    geo = geometry if geometry is not None else skin_geometry(clean, landmarks)
+    skin, weight = geo.skin, geo.weight
     counts = {k: 0 for k in KINDS}
     if n_spots is None:
         n_spots = 0 if rng.random() < params.p_clean else int(round(params.max_spots * rng.random() ** params.density_power))
@@ -269,18 +303,13 @@ def synthesize_blemishes(
         return BlemishResult(clean.astype(np.float32).copy(), np.zeros((size, size), np.float32), skin, counts)
 
     scale = size / 512.0
-    eye_dist = float(np.linalg.norm(lm[1] - lm[0]))
-    allowed = (skin > 0.5).astype(np.float32)
-    weight = np.zeros((size, size), np.float32)
-    for name, w in _REGION_WEIGHT.items():
-        weight = np.maximum(weight, w * regions[name])
-    weight *= allowed
+    allowed = skin > 0.5
 
     # Clusters: a few centres on the weighted regions, spots scattered around them.
     n_clustered = int(round(n_spots * params.clustered))
     n_clusters = max(1, int(rng.poisson(1 + n_clustered / 12)))
     centres = _sample_points(weight, n_clusters, rng)
-    spread = rng.uniform(0.05, 0.16, len(centres)) * eye_dist
+    spread = rng.uniform(0.05, 0.16, len(centres)) * geo.eye_dist
     points = []
     for _ in range(n_clustered):
         if not len(centres):
@@ -289,7 +318,7 @@ def synthesize_blemishes(
         for _try in range(8):
             p = centres[c] + rng.normal(0.0, spread[c], 2)
             xi, yi = int(round(p[0])), int(round(p[1]))
-            if 0 <= xi < size and 0 <= yi < size and allowed[yi, xi] > 0:
+            if 0 <= xi < size and 0 <= yi < size and allowed[yi, xi]:
                 points.append(p)
                 break
     points.extend(_sample_points(weight, n_spots - len(points), rng))
@@ -298,6 +327,7 @@ def synthesize_blemishes(
     shift = np.zeros((size, size, 3), np.float32)
     alpha = np.zeros((size, size), np.float32)
     lo, hi = params.diameter_range_512
+    bx0, by0, bx1, by1 = size, size, 0, 0  # bounding box of everything touched
     for cx, cy in points:
         kind = KINDS[rng.choice(len(KINDS), p=np.asarray(params.p_kind) / sum(params.p_kind))]
         counts[kind] += 1
@@ -319,18 +349,21 @@ def synthesize_blemishes(
         shift[ya:yb, xa:xb, 1] += da[sl] * gate
         shift[ya:yb, xa:xb, 2] += db[sl] * gate
         alpha[ya:yb, xa:xb] = np.maximum(alpha[ya:yb, xa:xb], p[sl] * gate)
+        bx0, by0, bx1, by1 = min(bx0, xa), min(by0, ya), max(bx1, xb), max(by1, yb)
 
-    lab = rgb_to_lab(clean)
-    skin_l = float(np.median(lab[..., 0][skin > 0.5])) if (skin > 0.5).any() else 60.0
-    shift *= intensity
+    raw = clean.astype(np.float32).copy()
+    if bx0 >= bx1 or by0 >= by1:
+        return BlemishResult(raw, alpha, skin, counts)
+    box = (slice(by0, by1), slice(bx0, bx1))
+    sh = shift[box] * intensity
+    lab = rgb_to_lab(clean[box])
     # Lightness shift proportional to local lightness: pores and texture keep their contrast.
-    lab[..., 0] += shift[..., 0] * np.clip(lab[..., 0] / max(skin_l, 1.0), 0.5, 1.5)
-    lab[..., 1] += shift[..., 1]
-    lab[..., 2] += shift[..., 2]
-    raw = lab_to_rgb(lab)
-    untouched = np.abs(shift).max(axis=2) < 1e-4
-    raw[untouched] = clean[untouched]  # bit-identical outside the spots (Lab round trip is not)
-    return BlemishResult(raw.astype(np.float32), alpha, skin, counts)
+    lab[..., 0] += sh[..., 0] * np.clip(lab[..., 0] / max(geo.skin_l, 1.0), 0.5, 1.5)
+    lab[..., 1] += sh[..., 1]
+    lab[..., 2] += sh[..., 2]
+    touched = np.abs(sh).max(axis=2) >= 1e-4  # bit-identical elsewhere (the Lab round trip is not)
+    raw[box][touched] = lab_to_rgb(lab)[touched]
+    return BlemishResult(raw, alpha, skin, counts)
 
 
 def measure_spot_shift(clean: np.ndarray, raw: np.ndarray, alpha: np.ndarray, threshold: float = 0.25) -> dict[str, float]:

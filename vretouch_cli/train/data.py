@@ -29,13 +29,16 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import InputError
-from .blemish import BlemishParams, synthesize_blemishes
-from .motion import MotionParams, flows_from_affines, random_motion, warp_frames
+from .blemish import BlemishParams, SkinGeometry, skin_geometry, synthesize_blemishes
+from .motion import MotionParams, random_motion, warp_frames
 from .prepare import IMAGE_EXTS, identity_of, is_prepared, list_images, load_prepared, prepared_cache, read_rgb
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Still", "DataSplit", "discover", "split_by_identity", "ClipDataset", "StepSampler", "detect_mode"]
+__all__ = [
+    "Still", "DataSplit", "discover", "split_by_identity", "ClipDataset", "StepSampler", "detect_mode",
+    "to_model_range", "flows_from_affines_torch",
+]
 
 
 @dataclass(frozen=True)
@@ -147,19 +150,55 @@ def _load(path: Path, size: int) -> np.ndarray:
     return img
 
 
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """[T, S, S, C] float in [0, 1] → [T, C, S, S] in [-1, 1], quantised to 8-bit levels like real frames."""
-    q = np.round(np.clip(frames, 0.0, 1.0) * 255.0) / 127.5 - 1.0
-    return torch.from_numpy(np.ascontiguousarray(q.transpose(0, 3, 1, 2), dtype=np.float32))
+def _quantise(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] → uint8 (round half up)."""
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _frames_tensor(frames: np.ndarray) -> torch.Tensor:
+    """[T, S, S, C] uint8 → [T, C, S, S] uint8 tensor.
+
+    Clips travel from the loader workers as uint8 (4× less to copy than float32);
+    :func:`to_model_range` makes them model inputs on the device.
+    """
+    return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+
+
+def to_model_range(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (any shape) → float32 in [-1, 1] (the model's input range)."""
+    return frames.float() / 127.5 - 1.0
+
+
+def flows_from_affines_torch(affines: torch.Tensor, size: int) -> torch.Tensor:
+    """Batched, on-device twin of :func:`.motion.flows_from_affines`.
+
+    affines [B, T, 2, 3] (base crop → frame, float64 preferred) → flows [B, T−1, 2, S, S] float32.
+    """
+    a = affines.double()
+    b, t = a.shape[:2]
+    h = torch.zeros(b, t, 3, 3, dtype=a.dtype, device=a.device)
+    h[..., :2, :] = a
+    h[..., 2, 2] = 1.0
+    rel = (h[:, :-1] @ torch.linalg.inv(h[:, 1:])).float()  # A_k · A_{k+1}^{-1}, [B, T−1, 3, 3]
+    ys, xs = torch.meshgrid(
+        torch.arange(size, device=a.device, dtype=torch.float32), torch.arange(size, device=a.device, dtype=torch.float32), indexing="ij"
+    )
+    m = rel[..., :2, :].reshape(b, t - 1, 2, 3, 1, 1)
+    fx = m[:, :, 0, 0] * xs + m[:, :, 0, 1] * ys + m[:, :, 0, 2] - xs
+    fy = m[:, :, 1, 0] * xs + m[:, :, 1, 1] * ys + m[:, :, 1, 2] - ys
+    return torch.stack([fx, fy], dim=2)
 
 
 class ClipDataset(Dataset):
     """Clips of T frames from stills. ``dataset[(index, seed)]`` (or ``dataset[index]``, seed = index) →
 
-    - ``raw``    [T, 3, S, S] float32 in [-1, 1], the input frames (with imperfections)
-    - ``target`` [T, 3, S, S] float32 in [-1, 1], the retouched / clean frames
-    - ``flow``   [T−1, 2, S, S] float32, exact flow (ARCHITECTURE.md convention)
-    - ``alpha``  [T, 1, S, S] float32, the synthetic spots' footprint (zeros for pairs)
+    - ``raw``     [T, 3, S, S] uint8, the input frames (with imperfections)
+    - ``target``  [T, 3, S, S] uint8, the retouched / clean frames
+    - ``affines`` [T, 2, 3] float64, each frame's warp of the still; the exact flow (ARCHITECTURE.md
+      convention) is :func:`flows_from_affines_torch` of them, computed on the device
+    - ``alpha``   [T, 1, S, S] uint8, the synthetic spots' footprint ×255 (zeros for pairs)
+
+    :func:`to_model_range` turns the uint8 frames into the model's [-1, 1].
     """
 
     def __init__(
@@ -180,6 +219,7 @@ class ClipDataset(Dataset):
         self.blemish = blemish
         self.cache_images = cache_images
         self._cache: dict[Path, np.ndarray] = {}  # per worker process; uint8 at S (≤ 0.8 MB per image at 512)
+        self._geometry: dict[Path, SkinGeometry] = {}  # per worker; skin masks of clean faces
 
     def __len__(self) -> int:
         return len(self.stills)
@@ -197,22 +237,31 @@ class ClipDataset(Dataset):
         rng = np.random.default_rng(seed)
         s = self.stills[index]
         S = self.size
-        target = self._image(s.target).astype(np.float32) / 255.0
+        target8 = self._image(s.target)
         if s.raw is not None:
-            raw = self._image(s.raw).astype(np.float32) / 255.0
-            alpha = np.zeros((S, S, 1), np.float32)
+            raw8 = self._image(s.raw)
+            alpha8 = np.zeros((S, S), np.uint8)
         else:
+            target = target8.astype(np.float32) / 255.0
             lm = None
             if s.landmarks is not None:
                 lm = np.asarray(s.landmarks, np.float32) * (S / float(s.stored_size or S))
-            res = synthesize_blemishes(target, rng, lm, self.blemish)
-            raw, alpha = res.raw, res.alpha[..., None]
+            geo = self._geometry.get(s.target)
+            if geo is None:
+                # Always the 8-bit compact form, cached or not, so an item never depends on the cache.
+                geo = skin_geometry(target, lm).compact()
+                if self.cache_images:
+                    self._geometry[s.target] = geo
+            res = synthesize_blemishes(target, rng, lm, self.blemish, geometry=geo)
+            raw8, alpha8 = _quantise(res.raw), _quantise(res.alpha)
         affines = random_motion(self.frames, S, rng, self.motion)
+        # Warped as 8-bit images (the stills are 8-bit photos): equal pixels of raw and target stay
+        # equal, so M_gt is exactly zero wherever nothing was retouched.
         return {
-            "raw": _to_tensor(warp_frames(raw, affines, S)),
-            "target": _to_tensor(warp_frames(target, affines, S)),
-            "flow": torch.from_numpy(flows_from_affines(affines, S)),
-            "alpha": torch.from_numpy(np.ascontiguousarray(warp_frames(alpha, affines, S).transpose(0, 3, 1, 2))),
+            "raw": _frames_tensor(warp_frames(raw8, affines, S)),
+            "target": _frames_tensor(warp_frames(target8, affines, S)),
+            "affines": torch.from_numpy(affines),
+            "alpha": _frames_tensor(warp_frames(alpha8, affines, S)),
         }
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..errors import InputError, UsageError
 from . import distributed as ddp
 from .config import RUN_CONTROL_FIELDS, TrainConfig
-from .data import ClipDataset, DataSplit, StepSampler, discover, worker_context, worker_init
+from .data import ClipDataset, DataSplit, StepSampler, discover, flows_from_affines_torch, to_model_range, worker_context, worker_init
 from .losses import build_perceptual, d_hinge_loss, g_hinge_loss, gt_imperfection_map
 from .report import JsonlLog, contact_sheet, plot_log, to_uint8
 from .state import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
@@ -178,9 +178,9 @@ class Models:
         G, D, scaler = self.G, self.D, self.scaler
         T = self.frames
         ti = T // 2
-        raw = batch["raw"].to(device, non_blocking=True)
-        tgt = batch["target"].to(device, non_blocking=True)
-        flow_gt = batch["flow"].to(device, non_blocking=True)
+        raw = to_model_range(batch["raw"].to(device, non_blocking=True))
+        tgt = to_model_range(batch["target"].to(device, non_blocking=True))
+        flow_gt = flows_from_affines_torch(batch["affines"].to(device), raw.shape[-1]) if T > 1 else None
         y = tgt[:, ti]
         for opt in (self.opt_G, self.opt_D):
             for g in opt.param_groups:
@@ -263,8 +263,8 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
     rows: list[list[np.ndarray]] = []
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
-        raw = torch.stack([c["raw"] for c in chunk]).to(device)
-        tgt = torch.stack([c["target"] for c in chunk]).to(device)
+        raw = to_model_range(torch.stack([c["raw"] for c in chunk]).to(device))
+        tgt = to_model_range(torch.stack([c["target"] for c in chunk]).to(device))
         with _autocast(device, dtype):
             out = model(raw, ti, return_raw=False)
         m_gt = gt_imperfection_map(raw[:, ti], tgt[:, ti], gt_scale)
@@ -272,7 +272,7 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
         inter += float(torch.minimum(pred, m_gt).sum())
         union += float(torch.maximum(pred, m_gt).sum())
         if t > 1:
-            flow_gt = torch.stack([c["flow"] for c in chunk]).to(device)
+            flow_gt = flows_from_affines_torch(torch.stack([c["affines"] for c in chunk]).to(device), raw.shape[-1])
             epe.append(float((out.flows.float() - flow_gt).norm(dim=2).mean()))
         for b in range(len(chunk)):
             o, x, y = _unit(out.out[b]), _unit(raw[b, ti]), _unit(tgt[b, ti])

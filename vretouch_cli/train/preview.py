@@ -2,7 +2,7 @@
 
 One row per sample: the raw (input) target frame, the clean / retouched target, the ground-truth
 imperfection map M_gt, the synthetic spots' footprint, the flow into the target frame (colour
-wheel), and 2× close-ups of the left cheek of raw and target. For synthetic data it also
+wheel), and close-ups of the left cheek of raw and target. For synthetic data it also
 measures the mean ΔL*/Δa*/Δb* of the spots against the clean skin (MODEL.md §4 asks for about
 −4 / +2).
 """
@@ -16,11 +16,12 @@ import numpy as np
 
 from .blemish import rgb_to_lab
 from .config import TrainConfig
-from .data import ClipDataset, StepSampler, discover
+from .data import ClipDataset, StepSampler, discover, to_model_range
 from .losses import gt_imperfection_map
+from .motion import flows_from_affines
 from .report import contact_sheet, flow_to_rgb, to_uint8, zoom
 
-HEADERS = ("raw", "target", "M_gt", "spots", "flow", "raw (cheek 2x)", "target (cheek 2x)")
+HEADERS = ("raw", "target", "M_gt", "spots", "flow", "raw (cheek zoom)", "target (cheek zoom)")
 CHEEK = (0.22, 0.48, 0.50, 0.76)  # left cheek of an FFHQ-aligned crop, relative coordinates
 
 
@@ -47,8 +48,8 @@ def preview_data(cfg: TrainConfig, out: str | Path, count: int = 8, measure: int
     changed = []
     for i, key in enumerate(keys):
         item = ds[key]
-        raw, tgt = item["raw"][ti], item["target"][ti]
-        alpha = item["alpha"][ti, 0].numpy()
+        raw, tgt = to_model_range(item["raw"][ti]), to_model_range(item["target"][ti])
+        alpha = item["alpha"][ti, 0].numpy().astype(np.float32) / 255.0
         r01 = ((raw.numpy().transpose(1, 2, 0) + 1) / 2).astype(np.float32)
         t01 = ((tgt.numpy().transpose(1, 2, 0) + 1) / 2).astype(np.float32)
         inside = alpha > 0.25
@@ -59,7 +60,7 @@ def preview_data(cfg: TrainConfig, out: str | Path, count: int = 8, measure: int
         changed.append(float((np.abs(r01 - t01).max(axis=2) > 10.0 / 255.0).mean()))
         if i < count:
             m_gt = gt_imperfection_map(raw, tgt, cfg.gt_map_scale)
-            flow = item["flow"][ti - 1].numpy() if T > 1 else np.zeros((2, S, S), np.float32)
+            flow = flows_from_affines(item["affines"].numpy(), S)[ti - 1] if T > 1 else np.zeros((2, S, S), np.float32)
             raw8, tgt8 = to_uint8(raw.numpy()), to_uint8(tgt.numpy())
             rows.append(
                 [raw8, tgt8, to_uint8(m_gt.numpy()), to_uint8(alpha), flow_to_rgb(flow, max_mag=max(2.0, S / 64)),
