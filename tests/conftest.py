@@ -37,3 +37,29 @@ def shared_videos(shared_dir) -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data/videos is absent")
     return path
+
+
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(scope="session")
+def demo_clip() -> Path:
+    """The shipped demo clip: a real face, 512×512, 48 frames, no audio (examples/README.md)."""
+    return EXAMPLES / "demo_talking.mp4"
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A seeded, untrained `tiny` model (crops of 128 px to keep CPU tests quick), saved as a
+    self-describing safetensors file."""
+    import torch
+
+    from vretouch_cli.checkpoint import save_model
+    from vretouch_cli.model.config import ModelConfig
+    from vretouch_cli.model.network import VRetouchEr
+
+    torch.manual_seed(0)
+    model = VRetouchEr(ModelConfig.preset("tiny").replace(size=128))
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_model(path, model)
+    return path

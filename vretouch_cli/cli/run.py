@@ -52,21 +52,30 @@ def run(
         disable=quiet,
         transient=False,
     )
-    with progress:
-        task = progress.add_task("run", total=None, fps=0.0)
-        import time
+    task = progress.add_task("run", total=None, fps=0.0)
+    import time
 
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    started = False
 
-        def on_frame(done: int, total: int | None) -> None:
-            elapsed = time.perf_counter() - t0
-            progress.update(task, completed=done, total=total, fps=done / elapsed if elapsed > 0 else 0.0)
+    def on_frame(done: int, total: int | None) -> None:
+        # The bar appears with the first frame, so that an input rejected up front prints one line only.
+        nonlocal started
+        if not started:
+            progress.start()
+            started = True
+        elapsed = time.perf_counter() - t0
+        progress.update(task, completed=done, total=total, fps=done / elapsed if elapsed > 0 else 0.0)
 
+    try:
         report = retouch_video(
             input, output, weights=weights, device=device, window=window, strength=strength, faces=faces,
             codec=codec, crf=crf, preset=preset, start=start, duration=duration, compare=compare,
             overwrite=overwrite, precision=precision, progress=on_frame,
         )
+    finally:
+        if started:
+            progress.stop()
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if quiet:
