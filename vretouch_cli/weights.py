@@ -21,7 +21,7 @@ from pathlib import Path
 from .errors import WeightsError
 
 ENV_VAR = "VRETOUCH_WEIGHTS"
-DEFAULT_FILENAME = "vretouch-small.safetensors"
+DEFAULT_FILENAME = "vretouch-tiny.safetensors"
 # Hub repository for larger models; ``owner/name:file`` selects another file.
 DEFAULT_HUB_REPO = "vretouch/vretouch"
 # SHA-256 of the shipped default weights, checked on every load of that file.

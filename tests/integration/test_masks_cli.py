@@ -161,7 +161,6 @@ def test_masks_image_input_writes_pngs(tmp_path, demo_clip, micro_weights):
     assert not (out / "mask.mp4").exists()
 
 
-@pytest.mark.xfail(reason="FaceTracker confirms a track only after min_hits=2 frames, so a one-frame input has no face", strict=False)
 def test_masks_image_input_finds_the_face(tmp_path, demo_clip, micro_weights):
     out, _ = _still_masks(tmp_path, demo_clip, micro_weights)
     assert maps_of(out) == {0: [0]}
