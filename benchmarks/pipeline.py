@@ -52,7 +52,7 @@ def make_clip(path: Path, width: int, height: int, fps: int, frames: int, face_s
         canvas[y : y + face_size, x : x + face_size] = face
         return canvas
 
-    write_test_video(path, (frame(i) for i in range(frames)), fps=fps)
+    write_test_video(path, [frame(i) for i in range(frames)], fps=fps)
 
 
 def run_child(clip: Path, out: Path, weights: Path, device: str) -> dict:
