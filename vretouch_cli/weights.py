@@ -25,7 +25,7 @@ DEFAULT_FILENAME = "vretouch-tiny.safetensors"
 # Hub repository for larger models; ``owner/name:file`` selects another file.
 DEFAULT_HUB_REPO = "vretouch/vretouch"
 # SHA-256 of the shipped default weights, checked on every load of that file.
-DEFAULT_SHA256: str | None = None
+DEFAULT_SHA256: str | None = "3be6bcce37164bc4dd94b432b4717f68a73961116e017ddfc6b3106aa81bbd60"
 
 
 def repo_weights_dir() -> Path:

@@ -118,3 +118,14 @@ def test_default_sha_mismatch_is_reported(monkeypatch, tmp_path):
     monkeypatch.setattr(weights, "DEFAULT_SHA256", "0" * 64)
     with pytest.raises(WeightsError, match="damaged"):
         weights.verify_default(path)
+
+
+def test_shipped_default_weights_load_and_match_their_pin():
+    """A fresh clone runs without any download: the default file is in weights/ and intact."""
+    from vretouch_cli.checkpoint import load_model
+
+    path = weights.resolve_weights(None)
+    assert path == weights.repo_weights_dir() / weights.DEFAULT_FILENAME
+    weights.verify_default(path)
+    model = load_model(path)
+    assert model.config.size == 256
