@@ -88,16 +88,27 @@ def main() -> None:
             print(f"{i + 1}/{len(data)} {stills[i].target.name}: PSNR raw {scores[-1].summary['raw']['psnr']:.2f} "
                   f"→ δ={cfg.delta} {scores[-1].summary['vretouch']['psnr']:.2f} dB", flush=True)
 
+    # PSNR is undefined on frames without any blemish (raw == target): those frames (and
+    # sequences) are left out of the PSNR figures, for every method alike, and counted.
+    finite = [[math.isfinite(v) for v in s.per_frame["raw"]["psnr"]] for s in scores]
+    seq_ok = [math.isfinite(s.summary["raw"]["psnr"]) for s in scores]
+
     def frame_mean(method: str, key: str) -> float:
-        return nanmean([v for s in scores for v in s.per_frame[method][key] if not math.isinf(v)])
+        if key.startswith("psnr"):
+            vals = [v for s, ok in zip(scores, finite) for v, k in zip(s.per_frame[method][key], ok) if k]
+        else:
+            vals = [v for s in scores for v in s.per_frame[method][key]]
+        return nanmean(vals)
 
     def clip_mean(method: str, key: str) -> float:
-        return nanmean([s.summary[method][key] for s in scores])
+        return nanmean([s.summary[method][key] for s, ok in zip(scores, seq_ok) if ok])
 
     report = {
         "weights": str(args.weights), "preset_size": cfg.size, "delta": cfg.delta,
         "people": len({s.identity for s in stills}), "sequences": len(scores), "frames_per_sequence": args.frames,
         "seconds": time.perf_counter() - started,
+        "frames_without_blemish": sum(not k for f in finite for k in f),
+        "sequences_without_blemish": sum(not ok for ok in seq_ok),
     }
     for method in methods:
         report[method] = {
