@@ -63,3 +63,18 @@ def tiny_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     save_model(path, model)
     return path
+
+
+@pytest.fixture(scope="session")
+def micro_weights(tmp_path_factory) -> Path:
+    """A seeded, untrained ``tiny`` model with a 64-px face crop (fastest on CPU)."""
+    import torch
+
+    from vretouch_cli.checkpoint import save_model
+    from vretouch_cli.model.config import ModelConfig
+    from vretouch_cli.model.network import VRetouchEr
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny64.safetensors"
+    save_model(path, VRetouchEr(ModelConfig.preset("tiny").replace(size=64)))
+    return path

@@ -24,21 +24,6 @@ METHODS = ("raw", "single_frame", "vretouch")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
-@pytest.fixture(scope="module")
-def micro_weights(tmp_path_factory) -> Path:
-    """A seeded, untrained ``tiny`` model with a 64-px face crop (fast on CPU)."""
-    import torch
-
-    from vretouch_cli.checkpoint import save_model
-    from vretouch_cli.model.config import ModelConfig
-    from vretouch_cli.model.network import VRetouchEr
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny64.safetensors"
-    save_model(path, VRetouchEr(ModelConfig.preset("tiny").replace(size=64)))
-    return path
-
-
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):
     """One torch thread: the test machine's cores are shared, and oversubscription is 10× slower."""

@@ -21,21 +21,6 @@ from vretouch_cli.cli import main
 MAP_RE = re.compile(r"^frame_(\d{6})_face_(\d{3})\.png$")
 
 
-@pytest.fixture(scope="module")
-def micro_weights(tmp_path_factory) -> Path:
-    """A seeded, untrained ``tiny`` model with a 64-px face crop (fast on CPU)."""
-    import torch
-
-    from vretouch_cli.checkpoint import save_model
-    from vretouch_cli.model.config import ModelConfig
-    from vretouch_cli.model.network import VRetouchEr
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny64.safetensors"
-    save_model(path, VRetouchEr(ModelConfig.preset("tiny").replace(size=64)))
-    return path
-
-
 @pytest.fixture(autouse=True)
 def one_thread():
     import torch

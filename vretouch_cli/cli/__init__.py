@@ -29,24 +29,29 @@ app = typer.Typer(
 _COMMAND_MODULES = ("run", "info", "train", "evaluate", "masks")
 
 
-def _register_commands() -> None:
-    for name in _COMMAND_MODULES:
+def _register_commands(target: typer.Typer, modules: tuple[str, ...]) -> None:
+    for name in modules:
         module = importlib.import_module(f"{__name__}.{name}")
-        module.register(app)
+        module.register(target)
 
 
 def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("VRETOUCH_DEBUG", "") not in ("", "0")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``vretouch`` console script."""
+def main(argv: list[str] | None = None, *, modules: tuple[str, ...] = _COMMAND_MODULES, prog_name: str = "vretouch") -> None:
+    """Entry point of the ``vretouch`` console script.
+
+    ``modules`` and ``prog_name`` let another entry point (``python -m vretouch_cli.train``)
+    register fewer commands and keep the same error handling.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
     argv = [a for a in argv if a != "--debug"]
-    _register_commands()
+    target = app if modules == _COMMAND_MODULES else typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    _register_commands(target, modules)
     try:
-        app(args=argv, prog_name="vretouch", standalone_mode=False)
+        target(args=argv, prog_name=prog_name, standalone_mode=False)
     except VRetouchError as exc:
         if debug:
             raise
