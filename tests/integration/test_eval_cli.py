@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vretouch_cli.cli import main
+from _helpers import cli
 from vretouch_cli.evaluate.report import SUMMARY_METRICS
 
 METHODS = ("raw", "single_frame", "vretouch")
@@ -35,14 +35,6 @@ def one_thread(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     yield
     torch.set_num_threads(before)
-
-
-def cli(args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _spots(image: np.ndarray, centre: tuple[int, int], radius: int, n: int = 10, seed: int = 0) -> np.ndarray:

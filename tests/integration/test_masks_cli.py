@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vretouch_cli.cli import main
+from _helpers import cli
 
 MAP_RE = re.compile(r"^frame_(\d{6})_face_(\d{3})\.png$")
 
@@ -29,14 +29,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def cli(args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def video_timing(path: Path) -> tuple[list[int], Fraction, Fraction | None]:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from _helpers import write_ffhqr
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,22 +39,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def write_ffhqr(root: Path, n_train: int = 4, n_test: int = 2, size: int = 64) -> Path:
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for i in range(n):
-            base = cv2.GaussianBlur(rng.uniform(60, 200, (size, size, 3)).astype(np.float32), (0, 0), 4)
-            raw = base.copy()
-            for _ in range(4):
-                x, y = rng.integers(6, size - 6, 2)
-                cv2.circle(raw, (int(x), int(y)), 2, (40, 30, 120), -1)
-            for kind, img in (("source", raw), ("target", base)):
-                d = root / split / kind
-                d.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(d / f"{i:05d}.png"), np.clip(img, 0, 255).astype(np.uint8))
-    return root
 
 
 def tiny_vgg(path: Path) -> Path:

@@ -13,6 +13,7 @@ from vretouch_cli.train.data import ClipDataset, StepSampler, discover, flows_fr
 from vretouch_cli.train.losses import gt_imperfection_map
 from vretouch_cli.train.motion import MotionParams, flows_from_affines, random_motion, warp_frames
 from vretouch_cli.train.prepare import identity_of
+from _helpers import write_ffhqr
 
 S = 128
 
@@ -113,22 +114,6 @@ def test_step_sampler_resumes_and_shards():
     r1 = StepSampler(8, 2, seed=0, rank=1, world=2).keys_for_step(0)
     assert {k[0] for k in r0}.isdisjoint({k[0] for k in r1})
     assert {k[1] for k in r0}.isdisjoint({k[1] for k in r1})
-
-
-def write_ffhqr(root: Path, n_train: int = 4, n_test: int = 2, size: int = 64) -> Path:
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for i in range(n):
-            base = cv2.GaussianBlur(rng.uniform(60, 200, (size, size, 3)).astype(np.float32), (0, 0), 4)
-            raw = base.copy()
-            for _ in range(4):
-                x, y = rng.integers(6, size - 6, 2)
-                cv2.circle(raw, (int(x), int(y)), 2, (40, 30, 120), -1)
-            for kind, img in (("source", raw), ("target", base)):
-                d = root / split / kind
-                d.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(d / f"{i:05d}.png"), np.clip(img, 0, 255).astype(np.uint8))
-    return root
 
 
 def test_ffhqr_clips(tmp_path):
