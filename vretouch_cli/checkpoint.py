@@ -42,6 +42,9 @@ def save_model(path: str | os.PathLike, model: torch.nn.Module, metadata: dict |
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        from .outputs import umask_mode
+
+        umask_mode(tmp)  # mkstemp makes 0600; weights are an output like any other
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

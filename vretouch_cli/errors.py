@@ -41,3 +41,19 @@ class NoFaceError(VRetouchError):
     """No face was found where one is required."""
 
     exit_code = 6
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: stop, clean up, exit with 128 + the signal number.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so that ``except Exception`` blocks do not
+    swallow it; every cleanup path here uses ``except BaseException`` or ``finally``.
+    """
+
+    def __init__(self, signum: int = 2) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

@@ -70,26 +70,78 @@ def overlay_image(frame: np.ndarray, mask: np.ndarray, opacity: float = OVERLAY_
     return np.clip(np.rint(out), 0, vmax).astype(frame.dtype)
 
 
-def _prepare_folder(folder: Path, overwrite: bool) -> None:
+def check_masks_output(folder: str | Path, overwrite: bool = False) -> Path:
+    """Check that ``folder`` can take mask output, before any work (no side effects).
+
+    Raises :class:`OutputError` when it is a file or named like one (``x.png``), when its parent
+    folder is missing or read-only, or when it holds mask output already and ``overwrite`` is False.
+    """
+    import os
+    import tempfile
+
+    from .video.frame import IMAGE_SUFFIXES, VIDEO_CONTAINERS
+
+    folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"-o {folder}: exists and is not a folder")
+    if not folder.exists() and folder.suffix.lower() in (*IMAGE_SUFFIXES, *VIDEO_CONTAINERS):
+        raise OutputError(f"-o {folder}: masks writes a folder (maps/, mask and overlay); give a folder name, not a {folder.suffix} file")
     existing = [folder / n for n in OUTPUT_NAMES if (folder / n).exists()]
     if existing and not overwrite:
         names = ", ".join(p.name for p in existing)
         raise OutputError(f"-o {folder} already holds mask output ({names}); pass --overwrite to replace it")
+    target = folder if folder.is_dir() else (folder.parent if str(folder.parent) else Path("."))
+    if not target.is_dir():
+        raise OutputError(f"-o {folder}: output folder {target} does not exist")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        maps = folder / "maps"
-        if maps.is_dir():
-            # Remove only our own files, so a rerun with fewer frames leaves no stale maps.
-            for p in maps.iterdir():
-                if p.is_file() and _MAP_RE.match(p.name):
-                    p.unlink()
-        maps.mkdir(exist_ok=True)
-        for n in ("mask.png", "overlay.png"):
-            (folder / n).unlink(missing_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".vretouch-write-test-", dir=target)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"-o {folder}: {target} is not writable ({exc.strerror or exc})") from exc
+    return folder
+
+
+def _prepare_folder(folder: Path) -> tuple[Path, bool]:
+    """Create ``folder`` if needed and a hidden staging folder in it; returns (staging, created)."""
+    import secrets
+
+    created = not folder.exists()
+    try:
+        folder.mkdir(exist_ok=True)
+        staging = folder / f".maps.{secrets.token_hex(4)}.vretouch-tmp"
+        (staging / "maps").mkdir(parents=True)
     except OSError as exc:
         raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from exc
+    return staging, created
+
+
+def _publish(folder: Path, staging: Path, still: bool) -> None:
+    """Move the staged maps (and still images) into place, replacing earlier mask output."""
+    import os
+
+    maps = folder / "maps"
+    if maps.is_dir():
+        # Remove only our own files, so a rerun with fewer frames leaves no stale maps.
+        for p in maps.iterdir():
+            if p.is_file() and _MAP_RE.match(p.name):
+                p.unlink()
+        for p in (staging / "maps").iterdir():
+            os.replace(p, maps / p.name)
+    else:
+        os.replace(staging / "maps", maps)
+    for n in ("mask.png", "overlay.png"):
+        if still:
+            os.replace(staging / n, folder / n)
+        else:
+            (folder / n).unlink(missing_ok=True)
+    _discard(staging)  # mask.mp4 and overlay.mp4 were renamed into place by their sinks
+
+
+def _discard(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_png(path: Path, rgb_or_grey: np.ndarray) -> None:
@@ -117,21 +169,28 @@ def export_masks(
 ) -> MasksReport:
     """Write the imperfection maps of ``input`` into the folder ``output`` (see the module docstring).
 
-    Videos go through the project's sinks (temporary file, renamed on success): a failed run
-    leaves no half-written video.
+    Videos go through the project's sinks (temporary file, renamed on success) and the maps are
+    written to a hidden staging folder moved into place at the end: a failed or interrupted run
+    leaves neither half-written videos nor a partial ``maps/`` (earlier output stays as it was).
     """
-    from .pipeline import open_stream
-    from .video import Frame, open_sink
+    from .pipeline import open_stream, validate_options
+    from .video import Frame, open_sink, open_source
 
     in_path, folder = Path(input), Path(output)
+    # Everything that needs no model first (it takes seconds to load).
+    validate_options(window=window, strength=1.0, faces=faces, codec=codec, crf=crf, start=start, duration=duration, preset=preset)
     if not in_path.exists():
         raise InputError(f"input not found: {in_path}")
-    stream = open_stream(in_path, weights=weights, device=device, window=window, faces=faces, start=start, duration=duration, model=model)
+    check_masks_output(folder, overwrite)
+    source = open_source(in_path, start=start, duration=duration)
+    stream = open_stream(in_path, weights=weights, device=device, window=window, faces=faces, start=start, duration=duration, model=model, source=source)
     info = stream.info
     report = MasksReport(folder)
     sinks: list = []
+    staging: Path | None = None
+    created = False
     try:
-        _prepare_folder(folder, overwrite)
+        staging, created = _prepare_folder(folder)
         still = info.kind == "image"
         if not still:
             for name in ("mask.mp4", "overlay.mp4"):
@@ -143,14 +202,14 @@ def export_masks(
             for face in result.faces:
                 m = np.asarray(face.mask_frame, np.float32)
                 np.maximum(union, m, out=union)
-                _write_png(folder / "maps" / MAP_NAME.format(index=frame.index, track=face.track_id), map_to_uint8(m))
+                _write_png(staging / "maps" / MAP_NAME.format(index=frame.index, track=face.track_id), map_to_uint8(m))
                 report.maps += 1
                 report.tracks.add(int(face.track_id))
             report.face_frames += bool(result.faces)
             mask_frame, over = mask_image(union, image.dtype), overlay_image(image, union)
             if still:
-                _write_png(folder / "mask.png", mask_frame)
-                _write_png(folder / "overlay.png", over)
+                _write_png(staging / "mask.png", mask_frame)
+                _write_png(staging / "overlay.png", over)
             else:
                 for sink, img in zip(sinks, (mask_frame, over)):
                     sink.write(Frame(frame.index, frame.pts, frame.time_base, img, getattr(frame, "duration", None)))
@@ -161,12 +220,20 @@ def export_masks(
             raise InputError(f"{in_path}: no frame could be decoded")
         for sink in sinks:
             sink.commit()
+        _publish(folder, staging, still)
         report.videos = [folder / "mask.mp4", folder / "overlay.mp4"] if not still else [folder / "mask.png", folder / "overlay.png"]
     except BaseException:
         for sink in sinks:
             try:
                 sink.abort()
             except Exception:
+                pass
+        if staging is not None:
+            _discard(staging)
+        if created:
+            try:
+                folder.rmdir()  # only when empty: nothing of ours is left behind
+            except OSError:
                 pass
         raise
     finally:

@@ -23,6 +23,15 @@ from .errors import InputError, NoFaceError, UsageError
 
 STAGES = ("decode", "detect", "align", "model", "paste", "encode")
 CODECS = ("libx264", "libx265", "libvpx-vp9", "ffv1")
+# The codecs each output container holds; the first is the default for that suffix.
+CONTAINER_CODECS = {
+    ".mp4": ("libx264", "libx265", "libvpx-vp9"),
+    ".mov": ("libx264", "libx265"),
+    ".mkv": ("libx264", "libx265", "libvpx-vp9", "ffv1"),
+    ".webm": ("libvpx-vp9",),
+}
+# x264/x265 speed presets (libvpx-vp9 maps them onto cpu-used).
+ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 FACE_CHOICES = ("all", "largest")
 
 
@@ -79,14 +88,26 @@ class RunReport:
     frames: int = 0
     face_frames: int = 0
     tracks: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the whole call, start-up included
+    startup_seconds: float = 0.0  # opening the input, loading the model and detector, opening the output
     stage_seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     copied_through: bool = False
 
     @property
     def fps(self) -> float:
+        """Frames per second of the whole call (start-up included)."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def processing_seconds(self) -> float:
+        return max(self.seconds - self.startup_seconds, 0.0)
+
+    @property
+    def processing_fps(self) -> float:
+        """Frames per second from the first frame to the last (start-up left out)."""
+        t = self.processing_seconds
+        return self.frames / t if t > 0 else 0.0
 
     def ms_per_frame(self) -> dict[str, float]:
         n = max(self.frames, 1)
@@ -106,7 +127,17 @@ class _Pending:
         return self.finalized and len(self.results) == len(self.affines)
 
 
-def validate_options(*, window: int | None, strength: float, faces: str, codec: str, crf: int | None) -> None:
+def validate_options(
+    *,
+    window: int | None,
+    strength: float,
+    faces: str,
+    codec: str | None,
+    crf: int | None,
+    start: float | None = None,
+    duration: float | None = None,
+    preset: str | None = None,
+) -> None:
     """Reject out-of-range options before any work is done (one line each)."""
     if window is not None and not 1 <= int(window) <= 8:
         raise UsageError(f"--window must be between 1 and 8, got {window}")
@@ -114,10 +145,43 @@ def validate_options(*, window: int | None, strength: float, faces: str, codec: 
         raise UsageError(f"--strength must be between 0 and 1, got {strength}")
     if faces not in FACE_CHOICES:
         raise UsageError(f"--faces must be one of {', '.join(FACE_CHOICES)}, got {faces!r}")
-    if codec not in CODECS:
+    if codec is not None and codec not in CODECS:
         raise UsageError(f"--codec must be one of {', '.join(CODECS)}, got {codec!r}")
     if crf is not None and not 0 <= int(crf) <= 63:
         raise UsageError(f"--crf must be between 0 and 63, got {crf}")
+    if start is not None and not (start >= 0 and start < float("inf")):
+        raise UsageError(f"--start must be a time ≥ 0 in seconds, got {start}")
+    if duration is not None and not (duration > 0 and duration < float("inf")):
+        raise UsageError(f"--duration must be a time > 0 in seconds, got {duration}")
+    if preset is not None and preset not in ENCODER_PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(preset, ENCODER_PRESETS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f" (choose one of {', '.join(ENCODER_PRESETS)})"
+        raise UsageError(f"--preset {preset!r} is not an encoder preset{hint}")
+
+
+def resolve_codec(output: str | Path, codec: str | None) -> str | None:
+    """The video codec for ``output``: ``codec`` when given (checked against the container), else
+    the container's usual one (VP9 for ``.webm``, H.264 otherwise). ``None`` for image and frame
+    outputs, which have no codec. Raises :class:`UsageError` or :class:`OutputError`."""
+    from .errors import OutputError
+    from .video.frame import IMAGE_SUFFIXES, VIDEO_CONTAINERS
+
+    out = Path(output)
+    suffix = out.suffix.lower()
+    if suffix in IMAGE_SUFFIXES or suffix == "" or (out.is_dir() and suffix not in VIDEO_CONTAINERS):
+        return None
+    if suffix not in VIDEO_CONTAINERS:
+        known = ", ".join(list(VIDEO_CONTAINERS) + list(IMAGE_SUFFIXES))
+        raise OutputError(f"{out}: unsupported output type {out.suffix!r} (use {known}, or a folder name without suffix)")
+    allowed = CONTAINER_CODECS[suffix]
+    if codec is None:
+        return allowed[0]
+    if codec not in allowed:
+        where = [s for s, codecs in CONTAINER_CODECS.items() if codec in codecs]
+        raise UsageError(f"-o {out.name}: {suffix} cannot hold {codec} video (use {' or '.join(where)}, or --codec {' | '.join(allowed)})")
+    return codec
 
 
 class FaceStream:
@@ -280,19 +344,29 @@ def open_stream(
     model=None,
     precision: str = "auto",
     timer: StageTimer | None = None,
+    source=None,
 ) -> FaceStream:
-    """Open ``input`` and return a :class:`FaceStream` of retouched frames (no output written)."""
+    """Open ``input`` and return a :class:`FaceStream` of retouched frames (no output written).
+
+    The input is opened (and its first frame decoded) before the model is loaded, so that a bad
+    input fails at once. ``source`` is an input opened already (its ``start``/``duration`` apply).
+    """
     from .device import autocast_dtype, resolve_device
     from .video import open_source
 
-    validate_options(window=window, strength=strength, faces=faces, codec="libx264", crf=None)
-    if model is None:
-        model, dev = load_pipeline_model(weights, device)
-    else:
-        dev = resolve_device(device)
-        model = model.to(dev).eval()
-    source = open_source(input, start=start, duration=duration)
-    return FaceStream(source, model, device=dev, dtype=autocast_dtype(dev, precision), window=window, strength=strength, faces=faces, timer=timer)
+    validate_options(window=window, strength=strength, faces=faces, codec=None, crf=None, start=start, duration=duration)
+    if source is None:
+        source = open_source(input, start=start, duration=duration)
+    try:
+        if model is None:
+            model, dev = load_pipeline_model(weights, device)
+        else:
+            dev = resolve_device(device)
+            model = model.to(dev).eval()
+        return FaceStream(source, model, device=dev, dtype=autocast_dtype(dev, precision), window=window, strength=strength, faces=faces, timer=timer)
+    except BaseException:
+        source.close()
+        raise
 
 
 def stream_faces(input, **kwargs) -> Iterator[FrameResult]:
@@ -317,7 +391,7 @@ def retouch_video(
     window: int | None = None,
     strength: float = 1.0,
     faces: str = "all",
-    codec: str = "libx264",
+    codec: str | None = None,
     crf: int | None = 18,
     preset: str | None = "medium",
     start: float | None = None,
@@ -331,25 +405,24 @@ def retouch_video(
 ) -> RunReport:
     """Retouch every face of ``input`` (a video, an image or a folder of frames) into ``output``.
 
+    ``codec`` defaults to the output container's usual one (VP9 for ``.webm``, H.264 otherwise).
     The output is written to a hidden temporary file beside ``output`` and renamed only when
     the whole run succeeded; on any error (or Ctrl-C) nothing is left at ``output``. When no
     face is found anywhere, the input is copied through unchanged and a warning is recorded
     (or :class:`NoFaceError` is raised with ``require_faces``).
     """
-    from .video import Frame, check_output_path, open_sink
+    from .video import Frame, open_sink
 
-    validate_options(window=window, strength=strength, faces=faces, codec=codec, crf=crf)
-    in_path = Path(input)
-    out_path = Path(output)
-    if not in_path.exists():
-        raise InputError(f"input not found: {in_path}")
-    check_output_path(in_path, out_path, overwrite)
-
+    in_path, out_path = Path(input), Path(output)
     timer = StageTimer()
     started = time.perf_counter()
+    codec, source = _open_checked(
+        in_path, out_path, window=window, strength=strength, faces=faces, codec=codec, crf=crf, preset=preset,
+        start=start, duration=duration, overwrite=overwrite,
+    )
     stream = open_stream(
         in_path, weights=weights, device=device, window=window, strength=strength, faces=faces,
-        start=start, duration=duration, model=model, precision=precision, timer=timer,
+        start=start, duration=duration, model=model, precision=precision, timer=timer, source=source,
     )
     info = stream.info
     report = RunReport(output=out_path)
@@ -359,6 +432,7 @@ def retouch_video(
     except BaseException:
         stream.source.close()
         raise
+    report.startup_seconds = time.perf_counter() - started
     try:
         for result in stream:
             image = _side_by_side(result.frame.image, result.retouched) if compare else result.retouched
@@ -391,6 +465,99 @@ def retouch_video(
     report.seconds = time.perf_counter() - started
     report.stage_seconds = dict(timer.seconds)
     return report
+
+
+def _open_checked(in_path: Path, out_path: Path, *, window, strength, faces, codec, crf, preset, start, duration, overwrite):
+    """Every check of a run that does not need the model, in the order a user would fix them;
+    returns (the codec, the opened source). The model and detector take seconds to load, so
+    options, the output's type, codec and folder, and the input itself are checked first."""
+    from .video import check_output_path, open_source
+
+    validate_options(window=window, strength=strength, faces=faces, codec=codec, crf=crf, start=start, duration=duration, preset=preset)
+    if not in_path.exists():
+        raise InputError(f"input not found: {in_path}")
+    codec = resolve_codec(out_path, codec) or "libx264"
+    check_output_path(in_path, out_path, overwrite)
+    source = open_source(in_path, start=start, duration=duration)
+    try:
+        _check_image_output(out_path, source)
+    except BaseException:
+        source.close()
+        raise
+    return codec, source
+
+
+def check_run(
+    input,
+    output,
+    *,
+    window: int | None = None,
+    strength: float = 1.0,
+    faces: str = "all",
+    codec: str | None = None,
+    crf: int | None = 18,
+    preset: str | None = "medium",
+    start: float | None = None,
+    duration: float | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Check a :func:`retouch_video` job without loading the model (a batch checks every input
+    first); returns the codec the output will use. Raises the error the run would raise."""
+    codec, source = _open_checked(
+        Path(input), Path(output), window=window, strength=strength, faces=faces, codec=codec, crf=crf,
+        preset=preset, start=start, duration=duration, overwrite=overwrite,
+    )
+    source.close()
+    return codec
+
+
+# Files a ``--batch`` folder contributes (videos only: a folder of frames is one input of its own).
+CLIP_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi", ".mts", ".m2ts", ".ts", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
+
+
+def batch_jobs(inputs, out_dir, *, folders_of_clips: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for retouching several inputs into the folder ``out_dir``.
+
+    Each output keeps its input's name (a video whose container cannot be written, e.g. ``.avi``,
+    becomes ``.mp4``; a folder of frames gives a folder of frames). With ``folders_of_clips`` an
+    input folder stands for every video file directly in it, sorted by name, never for a folder
+    of frames. Raises :class:`UsageError` when two inputs would write the same output.
+    """
+    from .video.frame import VIDEO_CONTAINERS
+
+    out_dir = Path(out_dir)
+    expanded: list[Path] = []
+    for item in map(Path, inputs):
+        if folders_of_clips and item.is_dir():
+            clips = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in CLIP_SUFFIXES)
+            if not clips:
+                raise UsageError(f"--batch {item}: no video files ({', '.join(CLIP_SUFFIXES)}) in this folder")
+            expanded.extend(clips)
+        else:
+            expanded.append(item)
+    jobs, seen = [], {}
+    for item in expanded:
+        name = item.name
+        if item.suffix and item.suffix.lower() not in VIDEO_CONTAINERS and item.suffix.lower() in CLIP_SUFFIXES:
+            name = item.stem + ".mp4"
+        target = out_dir / name
+        if target in seen:
+            raise UsageError(f"{seen[target]} and {item} would both be written to {target}; retouch them into different folders")
+        seen[target] = item
+        jobs.append((item, target))
+    return jobs
+
+
+def _check_image_output(out_path: Path, source) -> None:
+    from .errors import OutputError
+    from .video.frame import IMAGE_SUFFIXES
+
+    frames = source.info.frame_count or 0
+    if out_path.suffix.lower() in IMAGE_SUFFIXES and source.info.kind != "image" and frames > 1:
+        raise OutputError(
+            f"{out_path}: an image output holds one frame but the input has {frames}; "
+            "use a video suffix (.mp4) or a folder name"
+        )
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:

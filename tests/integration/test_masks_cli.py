@@ -79,7 +79,7 @@ def test_masks_synthetic_vfr_face_clip(tmp_path, demo_clip, micro_weights, capsy
     clip = write_test_video(tmp_path / "vfr.mp4", frames, pts=[0, 40, 90, 120, 170, 200], time_base=Fraction(1, 1000))
     out = tmp_path / "masks"
     assert cli(["masks", clip, "-o", out, "--weights", micro_weights, "--device", "cpu"]) == 0, capsys.readouterr().err
-    assert "6 frames, 6 with faces, 1 track(s)" in capsys.readouterr().err.replace("\n", " ")
+    assert "6 frames, 6 with faces, 1 face track:" in capsys.readouterr().err.replace("\n", " ")
     check_outputs(out, clip, 6, 1)
     # The mask video is the union of the maps; the overlay equals the frame where the map is 0.
     from vretouch_cli.video.testclips import decode_frames

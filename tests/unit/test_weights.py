@@ -21,6 +21,8 @@ def fake_file(tmp_path) -> Path:
 def no_env(monkeypatch):
     monkeypatch.delenv(weights.ENV_VAR, raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # The fake hub below stands in for the network: the real reachability probe must not decide.
+    monkeypatch.setattr(weights, "_hub_unreachable", lambda timeout=3.0: None)
 
 
 class FakeHub:
@@ -129,3 +131,30 @@ def test_shipped_default_weights_load_and_match_their_pin():
     weights.verify_default(path)
     model = load_model(path)
     assert model.config.size == 256
+
+
+def test_unreachable_hub_fails_fast_in_one_line(monkeypatch, tmp_path):
+    """Offline without HF_HUB_OFFLINE: one line at once, not half a minute of library retries."""
+    hub = FakeHub(tmp_path, online=True)
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", hub)
+    monkeypatch.setattr(weights, "_hub_unreachable", lambda timeout=3.0: "huggingface.co: Name or service not known")
+    with pytest.raises(WeightsError) as info:
+        weights.resolve_weights("someone/bigger-model")
+    message = str(info.value)
+    assert "\n" not in message and "cannot be reached" in message and "--weights PATH" in message
+    assert all(local for _, _, local in hub.calls)  # only the cache was asked
+
+
+def test_packaged_default_comes_first(monkeypatch, tmp_path):
+    """An installed wheel finds its own copy (package data) before any weights/ folder."""
+    packaged, checkout = tmp_path / "pkg", tmp_path / "weights"
+    for folder in (packaged, checkout):
+        folder.mkdir()
+        (folder / weights.DEFAULT_FILENAME).write_bytes(b"w")
+    monkeypatch.setattr(weights, "packaged_weights_dir", lambda: packaged)
+    monkeypatch.setattr(weights, "repo_weights_dir", lambda: checkout)
+    assert weights.default_weights() == (packaged / weights.DEFAULT_FILENAME, "package data")
+    assert weights.resolve_weights(None) == packaged / weights.DEFAULT_FILENAME
+    monkeypatch.setattr(weights, "DEFAULT_SHA256", "0" * 64)
+    with pytest.raises(WeightsError, match="damaged"):  # the pin applies to the packaged copy too
+        weights.verify_default(packaged / weights.DEFAULT_FILENAME)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from . import options
+from .console import make_console
 
 # Above this many clips the terminal table shows only the overall rows (the files have all).
 _MAX_TABLE_CLIPS = 12
@@ -15,7 +16,7 @@ _MAX_TABLE_CLIPS = 12
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(evaluate)
+    app.command("eval", epilog=options.DEBUG_EPILOG)(evaluate)
 
 
 def evaluate(
@@ -35,13 +36,13 @@ def evaluate(
     seq_frames: int = typer.Option(8, "--seq-frames", help="FFHQR: frames per FFHQR-Seq sequence (0: images only)."),
     seed: int = typer.Option(0, "--seed", help="FFHQR: seed of the sequences' motion (same seed, same sequences)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+    overwrite: bool = options.Overwrite,
 ) -> None:
     """Measure PSNR, SSIM, LPIPS, Soft-IoU of the imperfection maps and temporal stability.
 
     Baselines in the same table: the raw input (no edit) and single-frame retouching (δ = 1).
     VFID is reported as unavailable (no Inception/I3D weights are supported yet).
     """
-    from rich.console import Console
 
     from ..errors import UsageError
 
@@ -53,16 +54,24 @@ def evaluate(
         raise UsageError(f"--limit must be at least 1, got {limit}")
     if seq_frames < 0 or seq_frames == 1:
         raise UsageError(f"--seq-frames must be 0 (images only) or at least 2, got {seq_frames}")
-    for path, flag in ((json_out, "--json"), (csv_out, "--csv")):
-        if path is not None and not path.parent.resolve().is_dir():
-            from ..errors import OutputError
+    # The outputs are checked now, not after the whole evaluation.
+    from ..outputs import check_output_file, check_output_folder
 
-            raise OutputError(f"{flag} {path}: folder {path.parent} does not exist")
+    for path, flag in ((json_out, "--json"), (csv_out, "--csv")):
+        if path is not None:
+            check_output_file(path, flag, overwrite)
+    if plots is not None:
+        check_output_folder(plots, "--plots", overwrite)
+    for path, flag in ((mrfv, "--mrfv"), (ffhqr, "--ffhqr")):
+        if path is not None and not path.is_dir():
+            from ..errors import InputError
+
+            raise InputError(f"{flag} {path}: not a folder")
 
     from ..device import resolve_device
     from ..evaluate.lpips import try_load_lpips
 
-    console = Console(stderr=True)
+    console = make_console()
     lpips_device = resolve_device(device)  # LPIPS runs beside the model
     lpips, unavailable = {}, {}
     for backbone, path in (("alex", lpips_alex), ("vgg", lpips_vgg)):
@@ -112,7 +121,7 @@ def evaluate(
         files = write_plots(report, plots)
         written.append(f"{plots} ({len(files)} plots)")
     if not quiet:
-        _print_table(Console(), report)
+        _print_table(make_console(stderr=False), report)
         for item in written:
             console.print(f"wrote {item}")
 
@@ -122,7 +131,7 @@ def _progress(console, quiet: bool):
 
     progress = Progress(
         TextColumn("[bold]evaluating[/bold] {task.fields[clip]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, disable=quiet, transient=True,
+        console=console, disable=quiet or not console.is_terminal, transient=True,
     )
     tasks: dict[str, int] = {}
 

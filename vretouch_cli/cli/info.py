@@ -54,7 +54,7 @@ def _table(desc: dict):
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("info")
+    @app.command("info", epilog=options.DEBUG_EPILOG)
     def info(
         preset: Optional[str] = options.Preset,
         weights: Optional[str] = options.Weights,
@@ -84,9 +84,27 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(descs[0] if len(descs) == 1 else descs, indent=2))
             return
-        from rich.console import Console
+        from rich.markup import escape
 
-        console = Console()
+        from .console import make_console
+
+        console = make_console(stderr=False)
+        console.print(escape(_default_line()))
         for desc in descs:
             for table in _table(desc):
                 console.print(table)
+
+
+def _default_line() -> str:
+    """Which default weights file ``vretouch run`` uses without --weights, and where it was found."""
+    import os
+
+    from ..weights import DEFAULT_FILENAME, DEFAULT_HUB_REPO, ENV_VAR, default_weights
+
+    if os.environ.get(ENV_VAR):
+        return f"default weights: {os.environ[ENV_VAR]} (from ${ENV_VAR})"
+    found = default_weights()
+    if found is None:
+        return f"default weights: {DEFAULT_FILENAME} is not installed; it would come from the Hugging Face hub ({DEFAULT_HUB_REPO})"
+    path, where = found
+    return f"default weights: {path.name} ({where}: {path})"

@@ -8,15 +8,16 @@ from typing import Optional
 import typer
 
 from . import options
+from .console import make_console, plural
 
 
 def register(app: typer.Typer) -> None:
-    app.command("masks")(masks)
+    app.command("masks", epilog=options.DEBUG_EPILOG)(masks)
 
 
 def masks(
-    input: Path = typer.Argument(..., help="A video, an image or a folder of frames."),
-    output: Path = typer.Option(..., "-o", "--output", help="Folder for maps/, mask.mp4 and overlay.mp4."),
+    input: Path = typer.Argument(..., metavar="INPUT", show_default=False, help="A video, an image or a folder of frames."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for maps/, mask.mp4 and overlay.mp4 (created if missing; its parent must exist)."),
     weights: Optional[str] = options.Weights,
     device: str = options.Device,
     window: Optional[int] = options.Window,
@@ -32,17 +33,17 @@ def masks(
     Writes DIR/maps/frame_NNNNNN_face_TTT.png (frame coordinates), DIR/mask.mp4 and
     DIR/overlay.mp4 (heat map on the frame), with the input's frame count and timing.
     """
-    from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..masks import export_masks
     from ..pipeline import validate_options
 
-    validate_options(window=window, strength=1.0, faces=faces, codec="libx264", crf=crf)
-    console = Console(stderr=True)
+    validate_options(window=window, strength=1.0, faces=faces, codec="libx264", crf=crf, start=start, duration=duration)
+    console = make_console()
     progress = Progress(
         TextColumn("[bold]masks"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn(),
-        console=console, disable=quiet,
+        console=console, disable=quiet or not console.is_terminal,
     )
     with progress:
         task = progress.add_task("masks", total=None)
@@ -52,9 +53,9 @@ def masks(
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     if report.face_frames == 0:
-        console.print(f"[yellow]warning:[/yellow] no face found in {input}; the mask video is black and maps/ is empty")
+        console.print(f"[yellow]warning:[/yellow] no face found in {escape(str(input))}; the mask video is black and maps/ is empty")
     if not quiet:
         console.print(
-            f"{report.frames} frames, {report.face_frames} with faces, {len(report.tracks)} track(s): "
-            f"wrote {report.maps} maps to {report.folder / 'maps'} and {', '.join(p.name for p in report.videos)}"
+            f"{plural(report.frames, 'frame')}, {report.face_frames} with faces, {plural(len(report.tracks), 'face track')}: "
+            f"wrote {plural(report.maps, 'map')} to {escape(str(report.folder / 'maps'))} and {', '.join(p.name for p in report.videos)}"
         )

@@ -15,6 +15,8 @@ Weights = typer.Option(
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps")
 Window = typer.Option(None, "--window", help="δ, the number of reference frames per output frame (1–8; default: the model's).")
 Preset = typer.Option(None, "--preset", help="Model preset: tiny | small | base | paper.")
-Overwrite = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists.")
+Overwrite = typer.Option(False, "--overwrite", help="Replace outputs that exist (every command: nothing is replaced without it).")
 
 OptionalPath = Optional[Path]
+
+DEBUG_EPILOG = "Add --debug to show the traceback of an error (or set VRETOUCH_DEBUG=1). Exit codes: see vretouch --help."

@@ -21,7 +21,7 @@ from . import options
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    app.command("train", epilog=options.DEBUG_EPILOG)(train)
 
 
 def train(
@@ -63,17 +63,18 @@ def train(
     preview_data: bool = typer.Option(False, "--preview-data", help="Write a contact sheet of training samples to -o (PNG) and exit."),
     preview_count: int = typer.Option(8, "--preview-count", help="Samples on the --preview-data sheet."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    overwrite: bool = options.Overwrite,
 ) -> None:
     """Train VRetouchEr (adversarial, resumable, DDP under torchrun), or prepare, preview or export."""
-    from rich.console import Console
+    from .console import make_console
 
-    console = Console(stderr=True, quiet=quiet or os.environ.get("RANK", "0") != "0")
+    console = make_console(quiet=quiet or os.environ.get("RANK", "0") != "0")
     modes = [m for m, on in (("--export", export is not None), ("--prepare-faces", prepare_faces is not None), ("--preview-data", preview_data)) if on]
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)} cannot be combined")
 
     if export is not None:
-        _export(export, out, export_dtype, console)
+        _export(export, out, export_dtype, console, overwrite)
         return
     if prepare_faces is not None:
         _prepare(prepare_faces, out, size or 512, console)
@@ -107,7 +108,7 @@ def train(
         if data is None or out is None:
             raise UsageError("--preview-data needs --data DIR and -o PREVIEW.png")
         cfg = TrainConfig(**{k: v for k, v in given.items() if k != "out"}, losses=LossWeights(**lw))
-        _preview(cfg, out, preview_count, console)
+        _preview(cfg, out, preview_count, console, overwrite)
         return
 
     if out is None:
@@ -139,13 +140,15 @@ def _parse_model_options(items: list[str]) -> tuple[tuple[str, object], ...]:
     return tuple(out)
 
 
-def _export(src: Path, out: Optional[Path], dtype: str, console) -> None:
+def _export(src: Path, out: Optional[Path], dtype: str, console, overwrite: bool = False) -> None:
+    from ..outputs import check_output_file
     from ..train.export import export_run
 
     if out is None:
         raise UsageError("--export RUN needs -o WEIGHTS.safetensors")
     if out.suffix != ".safetensors":
         raise OutputError(f"-o {out}: inference weights must end in .safetensors")
+    check_output_file(out, "-o", overwrite)
     res = export_run(src, out, dtype=dtype)
     console.print(f"wrote {res['path']} (EMA weights of step {res['step']}, preset {res['preset']}, S={res['size']}, δ={res['delta']}, {dtype})")
 
@@ -173,11 +176,13 @@ def _prepare(src: Path, out: Optional[Path], size: int, console) -> None:
     )
 
 
-def _preview(cfg, out: Path, count: int, console) -> None:
+def _preview(cfg, out: Path, count: int, console, overwrite: bool = False) -> None:
+    from ..outputs import check_output_file
     from ..train.preview import preview_data
 
     if count < 1:
         raise UsageError("--preview-count must be ≥ 1")
+    check_output_file(out, "-o", overwrite)
     res = preview_data(cfg, out, count=count)
     console.print(f"wrote {res['path']} ({res['samples']} {res['mode']} samples, S={res['size']}, {res['frames']} frames)")
     if "dL" in res:
@@ -188,8 +193,51 @@ def _preview(cfg, out: Path, count: int, console) -> None:
         )
 
 
+class _stop_on_signal:
+    """While training: the first SIGINT/SIGTERM asks the loop to stop after the current step
+    (it checkpoints, as at the --max-minutes budget); a second one stops at once."""
+
+    def __init__(self, console) -> None:
+        self.console = console
+        self.signum = 0
+        self.previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        from ..errors import Interrupted
+        from ..train.loop import STOP
+
+        if self.signum:
+            raise Interrupted(signum)
+        self.signum = signum
+        STOP.set()
+        if self.console.is_terminal:  # a person is watching: say that it was heard
+            self.console.print("stopping after this step (a checkpoint is written); interrupt again to stop at once")
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        from ..train.loop import STOP
+
+        STOP.clear()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        from ..train.loop import STOP
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        STOP.clear()
+
+
 def _train(cfg, resume: bool, given: dict, console) -> None:
     import time
+    import warnings
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -244,8 +292,17 @@ def _train(cfg, resume: bool, given: dict, console) -> None:
             console.print(text)
 
     t0 = time.monotonic()
-    with progress:
+    with progress, _stop_on_signal(console) as stop, warnings.catch_warnings():
+        # The perceptual-loss warning reaches the user once, as a message of the run (which -q hides).
+        warnings.filterwarnings("ignore", message="no VGG weights found")
         result = run_training(cfg, resume=resume, overrides=given, callbacks=Bar())
+    if stop.signum:
+        typer.echo(
+            f"vretouch: interrupted at step {result.step}; checkpoint {result.checkpoint}; "
+            f"resume with: vretouch train --out {cfg.out} --resume",
+            err=True,
+        )
+        raise SystemExit(128 + stop.signum)  # the line above is the one message
     m = result.metrics
     console.print(
         f"{'stopped at the time budget' if result.stopped_by_time else 'done'}: step {result.step} in {time.monotonic() - t0:.0f} s; "

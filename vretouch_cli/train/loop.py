@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,11 @@ from .state import capture_rng, latest_checkpoint, load_checkpoint, restore_rng,
 LOG_FILE = "log.jsonl"
 PLOT_FILE = "plot.png"
 EXPORT_FILE = "weights_ema.safetensors"
+
+
+# Set by the CLI's SIGINT/SIGTERM handler: the loop then stops as at the --max-minutes budget
+# (checkpoint, validate, export), so an interrupted run can be resumed.
+STOP = threading.Event()
 
 
 class Callbacks:
@@ -503,7 +509,7 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
         now = time.monotonic()
         elapsed_total = now - t_begin
         reserve = last_val_seconds + 2.0 * last_ckpt_seconds + 5.0
-        over_time = elapsed_total + reserve > budget
+        over_time = elapsed_total + reserve > budget or STOP.is_set()
         time_ckpt = cfg.ckpt_minutes > 0 and now - t_last_ckpt >= cfg.ckpt_minutes * 60.0
         stop, do_ckpt = ddp.broadcast_flags(info, [int(over_time), int(time_ckpt)])
         last = step >= total or bool(stop)
@@ -531,7 +537,8 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
             t_last_ckpt = time.monotonic()
         if stop:
             stopped_by_time = True
-            say(f"time budget of {cfg.max_minutes:g} min reached at step {step}: checkpointed; validating and exporting")
+            reason = "stop requested" if STOP.is_set() else f"time budget of {cfg.max_minutes:g} min reached"
+            say(f"{reason} at step {step}: checkpointed; validating and exporting")
             break
 
     if step == start_step and state is None:  # zero steps asked: still leave a resumable run
