@@ -16,6 +16,7 @@ from ..errors import UsageError
 PRESET_NAMES = ("tiny", "small", "base", "paper")
 MAX_DELTA = 8
 ATTENTION_KINDS = ("softmax", "linear")
+FILL_KINDS = ("none", "normconv")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class ModelConfig:
     flow_levels: int = 6  # SpyNet pyramid levels
     flow_scale: int = 8  # finest flow level at S/flow_scale (8 or 4)
     pac_kernel: int = 3  # kernel of FIR's pixel-adaptive convolutions
+    # G's output: "none" = G draws the whole face (tanh RGB); "normconv" = G adds a bounded
+    # residual to a classical fill of the masked pixels from the unmasked skin around them
+    # (multi-scale normalised convolution). The fill is a head start that makes G's job
+    # "add texture" instead of "paint skin from scratch" (MODEL.md §5: the fill-in was the
+    # bottleneck of CPU training). Weights files without the field load as "none".
+    fill: str = "none"
     # -- discriminator (training only) -------------------------------------------------------
     disc_channels: int = 64
     disc_scales: int = 3
@@ -79,6 +86,8 @@ class ModelConfig:
             bad(f"mask_channels={self.mask_channels} must divide channels={c}")
         if self.attention not in ATTENTION_KINDS:
             bad(f"attention={self.attention!r} must be one of {', '.join(ATTENTION_KINDS)}")
+        if self.fill not in FILL_KINDS:
+            bad(f"fill={self.fill!r} must be one of {', '.join(FILL_KINDS)}")
         if self.ffn_kernel not in (1, 3, 5):
             bad(f"ffn_kernel={self.ffn_kernel} must be 1, 3 or 5")
         if self.pac_kernel % 2 == 0:

@@ -69,10 +69,15 @@ class Decoder(nn.Module):
             [DecoderBlock(d[0], enc[2], d[1], cfg.dec_convs, sd), DecoderBlock(d[1], enc[1], d[2], cfg.dec_convs, sd), DecoderBlock(d[2], enc[0], d[3], cfg.dec_convs, sd)]
         )
         self.to_rgb = conv2d(d[3], 3, gain_slope=None)
+        self.residual = cfg.fill != "none"
+        if self.residual:  # start as the classical fill: a small residual on top of it
+            with torch.no_grad():
+                self.to_rgb.weight.mul_(0.1)
 
-    def forward(self, feat: Tensor, skips: Sequence[Tensor], mask_pix: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, feat: Tensor, skips: Sequence[Tensor], mask_pix: Tensor, mask: Tensor, base: Tensor | None = None) -> Tensor:
         """feat f̂_t [B, C, S/8, S/8]; skips: the target's six encoder features; mask_pix [B, 1, S, S]
-        in [0, 1] (gates the skips); mask M̂_t [B, C_m, S/8, S/8] (style pooling) → [B, 3, S, S] in [-1, 1]."""
+        in [0, 1] (gates the skips); mask M̂_t [B, C_m, S/8, S/8] (style pooling); base [B, 3, S, S]
+        the classical fill (configs with ``fill != "none"``) → [B, 3, S, S] in [-1, 1]."""
         style = self.style(skips[-1], mask)
         m8 = F.max_pool2d(mask_pix, 8)
         x = feat
@@ -82,4 +87,8 @@ class Decoder(nn.Module):
             scale = 4 >> i  # 4, 2, 1
             m = F.max_pool2d(mask_pix, scale) if scale > 1 else mask_pix
             x = block(upsample2(x), skips[2 - i], m, style)
+        if self.residual:
+            if base is None:
+                raise ValueError("this decoder adds a residual to a fill: pass base")
+            return (base.to(x.dtype) + 0.5 * torch.tanh(self.to_rgb(x))).clamp(-1.0, 1.0)
         return torch.tanh(self.to_rgb(x))

@@ -170,6 +170,53 @@ def resize_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
     return out * scale
 
 
+def _gaussian_taps(sigma: float) -> Tensor:
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+class NormConvFill(nn.Module):
+    """Classical fill of masked pixels from their unmasked surroundings (no parameters).
+
+    fill = Σ_k c_k·G_σk ∗ (X·w) / Σ_k c_k·G_σk ∗ w, with w = 1 − dilate(M) the weight of the
+    pixels that may be read and a few Gaussian scales σ_k (relative to the crop size) whose
+    weights c_k fall with σ: small holes are filled from their nearest ring of skin, large ones
+    from further out. Differentiable in X and M. image [B, 3, H, W], mask [B, 1, H, W] in [0, 1]
+    → [B, 3, H, W] (where nothing around is readable it falls back to the image itself).
+    """
+
+    def __init__(self, size: int, sigmas_256: tuple[float, ...] = (1.5, 3.0, 6.0, 12.0)):
+        super().__init__()
+        scale = size / 256.0
+        self.sigmas = tuple(s * scale for s in sigmas_256)
+        self.weights = tuple(0.25**i for i in range(len(self.sigmas)))
+        for i, s in enumerate(self.sigmas):
+            self.register_buffer(f"taps{i}", _gaussian_taps(s), persistent=False)
+
+    def _blur(self, x: Tensor, taps: Tensor) -> Tensor:
+        c = x.shape[1]
+        r = taps.numel() // 2
+        kx = taps.to(x.dtype).view(1, 1, 1, -1).expand(c, 1, 1, -1)
+        ky = taps.to(x.dtype).view(1, 1, -1, 1).expand(c, 1, -1, 1)
+        mode = "reflect" if min(x.shape[-2:]) > r else "replicate"
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), kx, groups=c)
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), ky, groups=c)
+
+    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
+        hole = F.max_pool2d(mask.to(image.dtype), 3, stride=1, padding=1)  # skip the spot's rim too
+        keep = 1.0 - hole
+        stack = torch.cat([image * keep, keep], dim=1)
+        num = den = None
+        for i, c in enumerate(self.weights):
+            b = self._blur(stack, getattr(self, f"taps{i}")) * c
+            num = b[:, :3] if num is None else num + b[:, :3]
+            den = b[:, 3:] if den is None else den + b[:, 3:]
+        eps = 1e-4
+        return (num + eps * image) / (den + eps)
+
+
 def compose(image: Tensor, generated: Tensor, mask: Tensor) -> Tensor:
     """Pixel-space composition ŷ = X + M ⊙ (G − X), in fp32.
 

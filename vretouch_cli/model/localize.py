@@ -71,6 +71,14 @@ class MaskHead(nn.Module):
             x = conv(torch.cat([x, skip.to(x.dtype)], dim=1))
         return self.out(x)
 
+    def to_map(self, logits: Tensor) -> Tensor:
+        """Logits → the map in [0, 1] (see :meth:`forward`)."""
+        p = torch.sigmoid(logits)
+        if self.floor <= 0:
+            return p
+        stretched = (1.0 + 2.0 * self.floor) * p - self.floor
+        return stretched + (stretched.clamp(0.0, 1.0) - stretched).detach()
+
     def forward(self, mask: Tensor, skips: Sequence[Tensor]) -> Tensor:
         """mask [B, C_m, S/8, S/8] in [0, 1], skips (encoder features of the same frames) → [B, 1, S, S] in [0, 1].
 
@@ -79,8 +87,4 @@ class MaskHead(nn.Module):
         straight-through: gradients are those of the unclipped map, so a pixel that fell below 0
         can still be pulled back up during training.
         """
-        p = torch.sigmoid(self.logits(mask, skips))
-        if self.floor <= 0:
-            return p
-        stretched = (1.0 + 2.0 * self.floor) * p - self.floor
-        return stretched + (stretched.clamp(0.0, 1.0) - stretched).detach()
+        return self.to_map(self.logits(mask, skips))

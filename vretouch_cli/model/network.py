@@ -18,7 +18,7 @@ from .decoder import Decoder
 from .encoder import Encoder
 from .fir import FIR
 from .flow import FlowEstimator
-from .layers import compose, resize_flow
+from .layers import NormConvFill, compose, resize_flow
 from .localize import Localizer, MaskHead
 from .mma import MMATransformer
 
@@ -33,6 +33,7 @@ class VROutput:
     masks: Tensor  # [B, T, 1, S, S] in [0, 1]: refined full-res maps of every frame (for L_imp)
     masks_raw: Tensor | None  # [B, T, 1, S, S] in [0, 1]: full-res maps before FIR
     flows: Tensor  # [B, T-1, 2, S, S]: flows[:, k] on frame k+1's grid, frame_{k+1}(p) ≈ frame_k(p + flow(p)), pixels of S
+    logits: Tensor | None = None  # [B, T, 1, S, S]: logits of ``masks`` (before the stretched sigmoid), for balanced losses
 
 
 @dataclass
@@ -61,6 +62,7 @@ class VRetouchEr(nn.Module):
         self.fir = FIR(cfg)
         self.mma = MMATransformer(cfg)
         self.decoder = Decoder(cfg)
+        self.fill = NormConvFill(cfg.size) if cfg.fill == "normconv" else None
 
     @property
     def cfg(self) -> ModelConfig:
@@ -102,7 +104,8 @@ class VRetouchEr(nn.Module):
         frames (the target included) → (out [B, 3, S, S] fp32, generated [B, 3, S, S]), both in [-1, 1].
         """
         feat = self.mma(skips[-1], mask, kv)
-        generated = self.decoder(feat, skips, mask_pix, mask)
+        base = self.fill(image, mask_pix) if self.fill is not None else None
+        generated = self.decoder(feat, skips, mask_pix, mask, base)
         return compose(image, generated, mask_pix), generated
 
     # -- whole clip -------------------------------------------------------------------------------
@@ -133,7 +136,8 @@ class VRetouchEr(nn.Module):
         for j in range(1, t):
             refined.append(self.fir(m_raw_t[:, j], refined[-1], flows[:, j - 1]))
         refined_all = torch.stack(refined, dim=1).view(b * t, *m_raw.shape[1:])
-        masks = self.mask_head(refined_all, skips)
+        logits = self.mask_head.logits(refined_all, skips)
+        masks = self.mask_head.to_map(logits)
         masks_raw = self.mask_head(m_raw, skips).view(b, t, 1, *size) if return_raw else None
         kv = [(k.view(b, t, *k.shape[1:]), v.view(b, t, *v.shape[1:])) for k, v in self.mma.frame_kv(skips[-1], refined_all)]
 
@@ -147,4 +151,4 @@ class VRetouchEr(nn.Module):
             full_flows = clip.new_zeros(b, 0, 2, *size)
         else:
             full_flows = resize_flow(flows.reshape(b * (t - 1), *flows.shape[2:]), size).view(b, t - 1, 2, *size)
-        return VROutput(out=out, generated=generated, mask=mask_pix, masks=masks, masks_raw=masks_raw, flows=full_flows)
+        return VROutput(out=out, generated=generated, mask=mask_pix, masks=masks, masks_raw=masks_raw, flows=full_flows, logits=logits.view(b, t, 1, *size))
