@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vretouch_cli.face.align import estimate_alignment, invert_affine, template, warp_to_crop
-from vretouch_cli.face.paste import face_region_mask, paste_correction, warp_mask_to_frame
+from vretouch_cli.face.paste import face_region_mask, paste_correction, retouch_region_mask, warp_mask_to_frame
 
 S = 128
 
@@ -60,7 +60,7 @@ def test_patch_correction_changes_only_nearby_pixels(dtype):
     before = frame.copy()
     m = _m(scale=0.8)
     corr = np.zeros((S, S, 3), np.float32)
-    y0, x0 = 70, 60  # a 6×6 patch on the cheek area, inside the face region
+    y0, x0 = 80, 44  # a 6×6 patch on the cheek, inside the face region and away from the features
     corr[y0 : y0 + 6, x0 : x0 + 6] = [0.4, -0.2, 0.1]
     paste_correction(frame, corr, np.ones((S, S), np.float32), m)
     changed = np.any(frame != before, axis=2)
@@ -72,11 +72,11 @@ def test_patch_correction_changes_only_nearby_pixels(dtype):
     ys, xs = np.nonzero(changed)
     assert xs.min() >= np.floor(fc[:, 0].min()) - 1 and xs.max() <= np.ceil(fc[:, 0].max()) + 1
     assert ys.min() >= np.floor(fc[:, 1].min()) - 1 and ys.max() <= np.ceil(fc[:, 1].max()) + 1
-    # The patch centre gets the full correction (face region weight is 1 there).
+    # The patch centre gets the correction times the retouch region weight there.
     cx, cy = np.array([x0 + 2.5, y0 + 2.5]) @ inv[:, :2].T + inv[:, 2]
     unit = 127.5 if dtype == np.uint8 else 32767.5
     got = frame[int(round(cy)), int(round(cx))].astype(np.float64) - before[0, 0]
-    np.testing.assert_allclose(got, np.array([0.4, -0.2, 0.1]) * unit * face_region_mask(S)[y0 + 2, x0 + 2], rtol=0.02, atol=1)
+    np.testing.assert_allclose(got, np.array([0.4, -0.2, 0.1]) * unit * retouch_region_mask(S)[y0 + 2, x0 + 2], rtol=0.1, atol=1)
 
 
 def test_mask_and_region_limit_the_edit():
@@ -93,10 +93,11 @@ def test_mask_and_region_limit_the_edit():
     assert changed.any() and not changed[weight == 0].any()
     expect = np.rint(128 + 0.3 * 127.5 * weight)
     np.testing.assert_allclose(frame[..., 0], expect, atol=1)
-    # The edit fades out smoothly (smoothstep over the feather): no seam.
+    # The edit fades out smoothly (smoothstep over the feather, blurred edges around the eyes,
+    # brows, nostrils and lips): no seam.
     assert frame[..., 0].max() == 128 + round(0.3 * 127.5)
     feather_px = (1.0 - 0.72) * 140 * S / 512
-    max_step = 0.3 * 127.5 * 1.5 / feather_px + 1
+    max_step = 0.3 * 127.5 * 1.5 / feather_px + 1.5
     assert np.abs(np.diff(frame[..., 0].astype(int), axis=1)).max() <= max_step
 
 
@@ -117,9 +118,11 @@ def test_small_face_is_antialiased():
     m = _m(scale=4.0)
     paste_correction(frame, corr, np.ones((S, S), np.float32), m)
     inv = invert_affine(m)
-    cx, cy = np.array([S / 2, S / 2 + 10]) @ inv[:, :2].T + inv[:, 2]
-    centre = frame[int(cy) - 2 : int(cy) + 3, int(cx) - 2 : int(cx) + 3, 0].astype(float)
-    np.testing.assert_allclose(centre, 100 + 0.2 * 127.5, atol=2)
+    cx, cy = np.array([S / 2 - 22, S / 2 + 14]) @ inv[:, :2].T + inv[:, 2]  # the cheek, clear of the features
+    win = (slice(int(cy) - 2, int(cy) + 3), slice(int(cx) - 2, int(cx) + 3))
+    centre = frame[win][..., 0].astype(float)
+    weight = warp_mask_to_frame(np.ones((S, S), np.float32), m, frame.shape)[win]
+    np.testing.assert_allclose(centre, 100 + 0.2 * 127.5 * weight, atol=2)
 
 
 def test_face_partly_outside_frame_and_fully_outside():
@@ -144,7 +147,7 @@ def test_roundtrip_with_warp_to_crop():
     paste_correction(frame, target - crop, np.ones((S, S), np.float32), m)
     w = warp_mask_to_frame(np.ones((S, S), np.float32), m, frame.shape)
     full = w > 0.999
-    assert full.sum() > 1000
+    assert full.sum() > 100  # cheeks, chin, forehead centre (the features are left out)
     assert np.all(frame[full] == 90 + round(0.25 * 127.5))
 
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-__all__ = ["face_region_mask", "paste_correction", "warp_mask_to_frame"]
+__all__ = ["face_region_mask", "retouch_region_mask", "paste_correction", "warp_mask_to_frame"]
 
 # Face-region ellipse in FFHQ-512 template coordinates: forehead (y≈105) to chin (y≈470),
 # cheek to cheek (x≈116..396); eyes are at y≈240 and the mouth at y≈371.
@@ -44,6 +44,21 @@ def face_region_mask(size: int) -> np.ndarray:
     0 at the ellipse edge, which stays well inside the crop border (≥ 40 px at 512).
     """
     return _face_region_mask_cached(int(size)).copy()
+
+
+@lru_cache(maxsize=8)
+def _retouch_region_cached(size: int) -> np.ndarray:
+    from .regions import feature_mask
+
+    m = (_face_region_mask_cached(size) * (1.0 - feature_mask(size))).astype(np.float32)
+    m.setflags(write=False)
+    return m
+
+
+def retouch_region_mask(size: int) -> np.ndarray:
+    """Where a correction may land in an aligned crop: :func:`face_region_mask` without the eyes,
+    brows, nostrils and lips (:func:`.regions.feature_mask`), float32 in [0, 1]."""
+    return _retouch_region_cached(int(size)).copy()
 
 
 def _crop_to_frame(
@@ -108,13 +123,13 @@ def warp_mask_to_frame(
 ) -> np.ndarray:
     """The crop mask (S×S in [0, 1]) in frame coordinates: H×W float32, 0 outside the face.
 
-    With ``region`` (default) the mask is multiplied by ``face_region_mask`` first, so this is
+    With ``region`` (default) the mask is multiplied by ``retouch_region_mask`` first, so this is
     exactly the weight ``paste_correction`` gives the correction at each frame pixel.
     """
     size = _check_crop(mask)
     weight = np.asarray(mask, dtype=np.float32)
     if region:
-        weight = weight * _face_region_mask_cached(size)
+        weight = weight * _retouch_region_cached(size)
     h, w = frame_shape[:2]
     out = np.zeros((h, w), dtype=np.float32)
     res = _crop_to_frame(np.ascontiguousarray(weight), M, (h, w), weight > 0)
@@ -135,7 +150,7 @@ def paste_correction(
 
     frame: H×W×3 uint8 or uint16. correction: S×S×3 float32 in crop units (model output − crop,
     both in [-1, 1], so in [-2, 2]). mask: S×S float32 in [0, 1]. M: 2×3 frame → crop.
-    The weight is mask · face_region_mask(S) · strength; the weighted correction is warped into
+    The weight is mask · retouch_region_mask(S) · strength; the weighted correction is warped into
     the frame (only over the bounding box of its support), scaled to frame units (×127.5 for
     uint8, ×32767.5 for uint16), rounded, added and clipped. Pixels whose rounded change is 0
     keep their exact input values.
@@ -152,7 +167,7 @@ def paste_correction(
             f"correction shape {correction.shape} does not match mask {mask.shape} "
             f"and frame {frame.shape}"
         )
-    weight = np.asarray(mask, dtype=np.float32) * _face_region_mask_cached(size)
+    weight = np.asarray(mask, dtype=np.float32) * _retouch_region_cached(size)
     if strength != 1.0:
         weight = weight * np.float32(strength)
     weighted = np.asarray(correction, dtype=np.float32) * weight[..., None]

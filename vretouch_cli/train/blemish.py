@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from ..face.align import template
+from ..face.regions import face_regions
 
 __all__ = [
     "BlemishParams",
@@ -64,60 +65,7 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- face geometry
 
-
-def _face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
-    """Face-local frame: origin at the eye midpoint, x along the eye line (unit: eye distance),
-    y down (unit: eye-to-mouth distance)."""
-    lm = np.asarray(landmarks, np.float64)
-    eye_mid = (lm[0] + lm[1]) / 2.0
-    mouth_mid = (lm[3] + lm[4]) / 2.0
-    u = lm[1] - lm[0]
-    d = float(np.linalg.norm(u)) or 1.0
-    u = u / d
-    v = np.array([-u[1], u[0]])
-    if np.dot(mouth_mid - eye_mid, v) < 0:  # keep y pointing towards the mouth
-        v = -v
-    h = float(np.dot(mouth_mid - eye_mid, v)) or d
-    return eye_mid, u, v, d, h
-
-
-# (name, cx, cy, rx, ry) in face-local units (x: eye distance, y: eye-to-mouth distance).
-_SPOT_REGIONS = (
-    ("forehead", 0.0, -0.78, 0.80, 0.28),
-    ("cheek_l", -0.62, 0.62, 0.30, 0.36),
-    ("cheek_r", 0.62, 0.62, 0.30, 0.36),
-    ("chin", 0.0, 1.52, 0.42, 0.24),
-    ("face", 0.0, 0.45, 1.00, 1.45),  # anywhere on the face, sparsely
-)
-_EXCLUDE = (
-    ("eye_l", -0.5, 0.0, 0.34, 0.20),
-    ("eye_r", 0.5, 0.0, 0.34, 0.20),
-    ("brow_l", -0.52, -0.33, 0.40, 0.16),
-    ("brow_r", 0.52, -0.33, 0.40, 0.16),
-    ("nostrils", 0.0, 0.60, 0.30, 0.16),
-    ("lips", 0.0, 1.0, 0.64, 0.24),
-)
 _REGION_WEIGHT = {"forehead": 0.6, "cheek_l": 1.0, "cheek_r": 1.0, "chin": 0.6, "face": 0.08}
-
-
-def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float, soft: float = 0.15) -> np.ndarray:
-    r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
-    return np.clip((1.0 + soft - r) / (2 * soft), 0.0, 1.0).astype(np.float32)
-
-
-def face_regions(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """Soft S×S maps of the spot regions and of the excluded features, from five landmarks."""
-    eye_mid, u, v, d, h = _face_frame(landmarks)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    px, py = xs - eye_mid[0], ys - eye_mid[1]
-    lx = (px * u[0] + py * u[1]) / d
-    ly = (px * v[0] + py * v[1]) / h
-    maps = {name: _ellipse(lx, ly, cx, cy, rx, ry) for name, cx, cy, rx, ry in _SPOT_REGIONS}
-    exclude = np.zeros((size, size), np.float32)
-    for _, cx, cy, rx, ry in _EXCLUDE:
-        exclude = np.maximum(exclude, _ellipse(lx, ly, cx, cy, rx, ry, soft=0.25))
-    maps["exclude"] = exclude
-    return maps
 
 
 def skin_mask(clean: np.ndarray, landmarks: np.ndarray | None = None, regions: dict | None = None) -> np.ndarray:

@@ -1,0 +1,88 @@
+"""Where the parts of an aligned face are, from its five landmarks (no model, no image).
+
+A face-local frame (origin at the eye midpoint, x along the eye line in eye distances, y towards
+the mouth in eye-to-mouth distances) and soft ellipses in it: the regions where skin problems
+cluster and the features a retoucher never touches (eyes, brows, nostrils, lips). The training data
+renders blemishes only outside the features, and the pipeline keeps every correction out of them
+(:func:`.paste.retouch_region_mask`): by construction, not by hoping the network learnt it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .align import template
+
+__all__ = ["face_frame", "face_regions", "feature_mask"]
+
+
+def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Face-local frame: origin at the eye midpoint, x along the eye line (unit: eye distance),
+    y down (unit: eye-to-mouth distance)."""
+    lm = np.asarray(landmarks, np.float64)
+    eye_mid = (lm[0] + lm[1]) / 2.0
+    mouth_mid = (lm[3] + lm[4]) / 2.0
+    u = lm[1] - lm[0]
+    d = float(np.linalg.norm(u)) or 1.0
+    u = u / d
+    v = np.array([-u[1], u[0]])
+    if np.dot(mouth_mid - eye_mid, v) < 0:  # keep y pointing towards the mouth
+        v = -v
+    h = float(np.dot(mouth_mid - eye_mid, v)) or d
+    return eye_mid, u, v, d, h
+
+
+# (name, cx, cy, rx, ry) in face-local units (x: eye distance, y: eye-to-mouth distance).
+_SPOT_REGIONS = (
+    ("forehead", 0.0, -0.78, 0.80, 0.28),
+    ("cheek_l", -0.62, 0.62, 0.30, 0.36),
+    ("cheek_r", 0.62, 0.62, 0.30, 0.36),
+    ("chin", 0.0, 1.52, 0.42, 0.24),
+    ("face", 0.0, 0.45, 1.00, 1.45),  # anywhere on the face, sparsely
+)
+_EXCLUDE = (
+    ("eye_l", -0.5, 0.0, 0.34, 0.20),
+    ("eye_r", 0.5, 0.0, 0.34, 0.20),
+    ("brow_l", -0.52, -0.33, 0.40, 0.16),
+    ("brow_r", 0.52, -0.33, 0.40, 0.16),
+    ("nostrils", 0.0, 0.60, 0.30, 0.16),
+    ("lips", 0.0, 1.0, 0.64, 0.24),
+)
+
+def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float, soft: float = 0.15) -> np.ndarray:
+    r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
+    return np.clip((1.0 + soft - r) / (2 * soft), 0.0, 1.0).astype(np.float32)
+
+
+def face_regions(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Soft S×S maps of the spot regions and of the excluded features, from five landmarks."""
+    eye_mid, u, v, d, h = face_frame(landmarks)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    px, py = xs - eye_mid[0], ys - eye_mid[1]
+    lx = (px * u[0] + py * u[1]) / d
+    ly = (px * v[0] + py * v[1]) / h
+    maps = {name: _ellipse(lx, ly, cx, cy, rx, ry) for name, cx, cy, rx, ry in _SPOT_REGIONS}
+    exclude = np.zeros((size, size), np.float32)
+    for _, cx, cy, rx, ry in _EXCLUDE:
+        exclude = np.maximum(exclude, _ellipse(lx, ly, cx, cy, rx, ry, soft=0.25))
+    maps["exclude"] = exclude
+    return maps
+
+
+@lru_cache(maxsize=8)
+def _template_features(size: int) -> np.ndarray:
+    import cv2
+
+    m = face_regions(template(size).astype(np.float32), size)["exclude"]
+    # A wider, smoother edge than the training data's: no visible seam where a correction fades out.
+    m = np.clip(cv2.GaussianBlur(m, (0, 0), size / 64.0) * 1.25, 0.0, 1.0).astype(np.float32)
+    m.setflags(write=False)
+    return m
+
+
+def feature_mask(size: int) -> np.ndarray:
+    """Soft map (float32 S×S in [0, 1]) of eyes, brows, nostrils and lips of a crop aligned to the
+    FFHQ template: 1 on the features, falling to 0 around them."""
+    return _template_features(int(size)).copy()
