@@ -37,7 +37,7 @@ def train(
     device: str = options.Device,
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 on CUDA) | bf16 | fp16 | fp32. CPU always fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0; ~8 on a 16-core GPU box)."),
-    data_mode: Optional[str] = typer.Option(None, "--data-mode", help="auto | ffhqr | synthetic."),
+    data_mode: Optional[str] = typer.Option(None, "--data-mode", help="auto | ffhqr | synthetic | patches (a --build-cache folder)."),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Share of people held out for validation when the data has no test split (default 0.2)."),
     val_items: Optional[int] = typer.Option(None, "--val-items", help="Validation clips (default 16)."),
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate every N steps (default 500; 0 = only at the end)."),
@@ -54,6 +54,18 @@ def train(
     w_adv: Optional[float] = typer.Option(None, "--w-adv", help="Weight of the hinge GAN term (default 0.05)."),
     w_flow: Optional[float] = typer.Option(None, "--w-flow", help="Weight of L_flow (default 0.1)."),
     w_imp: Optional[float] = typer.Option(None, "--w-imp", help="Weight of L_imp (default 1)."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="paper (MODEL.md §3) | balanced (for sparse blemish maps; the CPU recipe)."),
+    w_bce: Optional[float] = typer.Option(None, "--w-bce", help="balanced: weight of the map's weighted BCE (default 1)."),
+    w_dice: Optional[float] = typer.Option(None, "--w-dice", help="balanced: weight of the map's soft Dice (default 1)."),
+    w_spot: Optional[float] = typer.Option(None, "--w-spot", help="balanced: L1 inside the blemish region, per its area (default 10)."),
+    w_clean: Optional[float] = typer.Option(None, "--w-clean", help="balanced: L1 outside it, the identity term (default 10)."),
+    w_gen: Optional[float] = typer.Option(None, "--w-gen", help="balanced: L1 of G's fill-in inside the blemishes (default 5)."),
+    pos_weight_cap: Optional[float] = typer.Option(None, "--pos-weight-cap", help="balanced: cap of the BCE's positive weight (default 20)."),
+    ring_weight: Optional[float] = typer.Option(None, "--ring-weight", help="balanced: weight of the clean ring around blemishes (default 4)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start G from this weights file (same architecture; δ and S may differ)."),
+    patch: Optional[int] = typer.Option(None, "--patch", help="Crop size for --data-mode patches (default 128; 0 = whole faces)."),
+    build_cache: Optional[Path] = typer.Option(None, "--build-cache", help="Make the cached training pairs of this --prepare-faces folder into -o and exit."),
+    cache_variants: int = typer.Option(10, "--cache-variants", help="Blemished variants per training face for --build-cache."),
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Max gradient norm (default 1; 0 = off)."),
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="EMA decay of G (default 0.999)."),
     export_to: Optional[Path] = typer.Option(None, "--export-to", help="Where training writes the final EMA weights (default RUN/weights_ema.safetensors)."),
@@ -79,6 +91,9 @@ def train(
     if prepare_faces is not None:
         _prepare(prepare_faces, out, size or 512, console)
         return
+    if build_cache is not None:
+        _build_cache(build_cache, out, size or 256, cache_variants, console)
+        return
 
     from ..train.config import LossWeights, TrainConfig
 
@@ -94,7 +109,18 @@ def train(
         given["model_overrides"] = _parse_model_options(model_option)
     given = {k: v for k, v in given.items() if v is not None}
     given["device"] = device
-    lw = {k: v for k, v in (("l1", w_l1), ("perceptual", w_perceptual), ("adversarial", w_adv), ("flow", w_flow), ("imperfection", w_imp)) if v is not None}
+    lw = {
+        k: v
+        for k, v in (
+            ("l1", w_l1), ("perceptual", w_perceptual), ("adversarial", w_adv), ("flow", w_flow), ("imperfection", w_imp),
+            ("bce", w_bce), ("dice", w_dice), ("spot", w_spot), ("clean", w_clean), ("gen", w_gen),
+            ("pos_weight_cap", pos_weight_cap), ("ring_weight", ring_weight),
+        )
+        if v is not None
+    }
+    for k, v in (("objective", objective), ("init", init), ("patch", patch)):
+        if v is not None:
+            given[k] = v
     for k, v in list(lw.items()) + [(k, given[k]) for k in ("steps", "batch_size", "lr") if k in given]:
         if v < 0:
             raise UsageError(f"--{k.replace('_', '-')} must be ≥ 0, got {v}")
@@ -313,3 +339,25 @@ def _train(cfg, resume: bool, given: dict, console) -> None:
             f"validation ({m.get('n', 0)} held-out clips, EMA): PSNR {m['psnr']:.2f} dB (raw input {m['psnr_raw']:.2f}, gain {m['psnr_gain']:+.2f} dB), "
             f"SSIM {m['ssim']:.4f}, Soft-IoU {m['soft_iou']:.3f}" + (f", flow EPE {m['flow_epe']:.2f} px" if "flow_epe" in m else "")
         )
+
+
+def _build_cache(prepared: Path, out: Optional[Path], size: int, variants: int, console) -> None:
+    from ..train.patches import build_cache, is_cache
+    from ..train.prepare import is_prepared
+
+    if out is None:
+        raise UsageError("--build-cache needs -o CACHE_FOLDER")
+    if not is_prepared(prepared):
+        raise UsageError(f"--build-cache {prepared}: not a --prepare-faces folder (no prepared.json)")
+    if is_cache(out):
+        raise OutputError(f"{out} already holds a training cache; choose another -o")
+    if variants < 1:
+        raise UsageError(f"--cache-variants must be ≥ 1, got {variants}")
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("training pairs", total=None)
+        meta = build_cache(prepared, out, size=size, variants=variants, on_progress=lambda i, n: progress.update(task, completed=i, total=n))
+        task = progress.add_task("validation pairs", total=None)
+        val = build_cache(prepared, out / "val", size=size, variants=3, split="val", on_progress=lambda i, n: progress.update(task, completed=i, total=n))
+    console.print(f"wrote {meta['items']} training and {val['items']} validation pairs at {size}×{size} to {out}")

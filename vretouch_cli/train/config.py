@@ -15,7 +15,8 @@ from typing import Any
 from ..errors import UsageError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-DATA_MODES = ("auto", "ffhqr", "synthetic")
+DATA_MODES = ("auto", "ffhqr", "synthetic", "patches")
+OBJECTIVES = ("paper", "balanced")
 
 # Fields a resumed run may change without changing the result of the steps it computes.
 RUN_CONTROL_FIELDS = (
@@ -42,6 +43,14 @@ class LossWeights:
     adversarial: float = 0.05
     flow: float = 0.1
     imperfection: float = 1.0
+    # -- the balanced objective (``objective="balanced"``; see losses.py and docs/TRAINING.md) ----
+    bce: float = 1.0  # weighted BCE on the mask head's logits
+    dice: float = 1.0  # soft Dice of the map
+    spot: float = 10.0  # L1 inside the (grown) blemish region, normalised by its area
+    clean: float = 10.0  # L1 outside it: the identity term ("change nothing here")
+    gen: float = 5.0  # L1 of G's own output inside the blemishes (teaches the fill-in whatever the map)
+    pos_weight_cap: float = 20.0  # cap of the BCE's positive weight (negatives / positives)
+    ring_weight: float = 4.0  # weight of the clean ring around each blemish (hard negatives)
 
     def to_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
@@ -68,6 +77,9 @@ class TrainConfig:
     precision: str = "auto"  # bf16 autocast on CUDA; CPU is always fp32
     seed: int = 0
     losses: LossWeights = field(default_factory=LossWeights)
+    objective: str = "paper"  # "paper": MODEL.md §3 as written; "balanced": for sparse targets (CPU recipe)
+    init: str | None = None  # start G (and its EMA) from this weights file instead of random
+    patch: int = 128  # crop size of "patches" data (0 = whole faces)
     gt_map_scale: float | None = None  # M_gt scale; None = the evaluator's GT_MAP_SCALE
     vgg_weights: str | None = None  # path / hub ref / None (env VRETOUCH_VGG_WEIGHTS, hub cache)
     vgg_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -88,6 +100,10 @@ class TrainConfig:
             raise UsageError(f"--data-mode {self.data_mode!r}: choose one of {', '.join(DATA_MODES)}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.objective not in OBJECTIVES:
+            raise UsageError(f"--objective {self.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+        if self.patch < 0 or self.patch % 8:
+            raise UsageError(f"--patch must be 0 or a positive multiple of 8, got {self.patch}")
         if self.steps < 0:
             raise UsageError(f"--steps must be ≥ 0, got {self.steps}")
         if self.batch_size < 1:

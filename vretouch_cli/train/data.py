@@ -61,6 +61,10 @@ class DataSplit:
 
 
 def detect_mode(root: Path) -> str:
+    from .patches import is_cache
+
+    if is_cache(root):
+        return "patches"
     if (root / "train" / "source").is_dir() and (root / "train" / "target").is_dir():
         return "ffhqr"
     return "synthetic"

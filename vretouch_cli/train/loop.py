@@ -32,7 +32,16 @@ from ..errors import InputError, UsageError
 from . import distributed as ddp
 from .config import RUN_CONTROL_FIELDS, TrainConfig
 from .data import ClipDataset, DataSplit, StepSampler, discover, flows_from_affines_torch, to_model_range, worker_context, worker_init
-from .losses import build_perceptual, d_hinge_loss, g_hinge_loss, gt_imperfection_map
+from .losses import (
+    balanced_map_loss,
+    blemish_regions,
+    build_perceptual,
+    d_hinge_loss,
+    g_hinge_loss,
+    gt_imperfection_map,
+    region_l1,
+    soft_dice_loss,
+)
 from .report import JsonlLog, contact_sheet, plot_log, to_uint8
 from .state import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
 
@@ -169,6 +178,21 @@ class Models:
             "scaler": self.scaler.state_dict(),
         }
 
+    def init_from(self, spec: str) -> str:
+        """Start G and its EMA from a weights file (``--init``); the architectures must match
+        (δ and S may differ: they change no weight). Returns where the file was found."""
+        from ..checkpoint import load_model
+        from ..weights import resolve_weights
+
+        path = resolve_weights(spec)
+        src = load_model(path, device="cpu")
+        mine, theirs = self.G.state_dict(), src.state_dict()
+        if set(mine) != set(theirs) or any(mine[k].shape != theirs[k].shape for k in mine):
+            raise UsageError(f"--init {spec}: its architecture differs from this run's (preset / --model-option); weights cannot be reused")
+        self.G.load_state_dict({k: v.float() for k, v in theirs.items()})
+        self.ema.module.load_state_dict(self.G.state_dict())
+        return str(path)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["G"])
         self.ema.module.load_state_dict(state["G_ema"])
@@ -194,10 +218,22 @@ class Models:
 
         # generator step (D frozen; D's own module so DDP does not expect D gradients)
         D.requires_grad_(False)
+        balanced = cfg.objective == "balanced"
         with _autocast(device, dtype):
-            out = self.G_run(raw, ti, return_raw=w.imperfection > 0)
+            out = self.G_run(raw, ti, return_raw=w.imperfection > 0 and not balanced)
         pred = out.out
-        terms: dict[str, torch.Tensor] = {"l1": F.l1_loss(pred.float(), y)}
+        terms: dict[str, torch.Tensor] = {}
+        if balanced:
+            m_gt = gt_imperfection_map(raw, tgt, cfg.gt_map_scale)  # [B, T, 1, S, S]
+            _, region = blemish_regions(m_gt[:, ti])
+            spots = (m_gt[:, ti] > 0.02).float()
+            terms["spot"] = region_l1(pred, y, region)
+            terms["clean"] = region_l1(pred, y, 1.0 - region)
+            terms["gen"] = region_l1(out.generated, y, spots)
+            terms["bce"] = balanced_map_loss(out.logits, m_gt, self.G.config.mask_floor, w.pos_weight_cap, w.ring_weight)
+            terms["dice"] = soft_dice_loss(out.masks, m_gt)
+        else:
+            terms["l1"] = F.l1_loss(pred.float(), y)
         if self.perceptual is not None:
             with _autocast(device, dtype):
                 terms["perceptual"] = self.perceptual(pred, y)
@@ -206,13 +242,16 @@ class Models:
                 terms["adv_g"] = g_hinge_loss(D(pred))
         if w.flow > 0 and T > 1:
             terms["flow"] = F.l1_loss(out.flows.float(), flow_gt)
-        if w.imperfection > 0:
+        if w.imperfection > 0 and not balanced:
             m_gt = gt_imperfection_map(raw, tgt, cfg.gt_map_scale)
             imp = F.l1_loss(out.masks.float(), m_gt)
             if out.masks_raw is not None:
                 imp = 0.5 * (imp + F.l1_loss(out.masks_raw.float(), m_gt))
             terms["imp"] = imp
-        weights = {"l1": w.l1, "perceptual": w.perceptual, "adv_g": w.adversarial, "flow": w.flow, "imp": w.imperfection}
+        weights = {
+            "l1": w.l1, "perceptual": w.perceptual, "adv_g": w.adversarial, "flow": w.flow, "imp": w.imperfection,
+            "spot": w.spot, "clean": w.clean, "gen": w.gen, "bce": w.bce, "dice": w.dice,
+        }
         loss_g = sum(weights[k] * v for k, v in terms.items())
         self.opt_G.zero_grad(set_to_none=True)
         scaler.scale(loss_g).backward()
@@ -380,16 +419,37 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
             cb.on_message(text)
 
     # -- data (rank 0 first: it may detect and align raw photos into the cache) ----------------
-    split: DataSplit | None = None
+    from .data import detect_mode
+
+    mode = cfg.data_mode if cfg.data_mode != "auto" else detect_mode(Path(cfg.data))
     if main:
         run.mkdir(parents=True, exist_ok=True)
-        split = discover(cfg.data, cfg.data_mode, cfg.val_fraction, S, cache_root=run / "face_cache")
-    ddp.barrier(info)
-    if not main:
-        split = discover(cfg.data, cfg.data_mode, cfg.val_fraction, S, cache_root=run / "face_cache")
-    assert split is not None
-    say(f"data: {split.note}")
-    train_set = ClipDataset(split.train, S, T)
+    val_items: list[dict[str, torch.Tensor]] = []
+    if mode == "patches":
+        from .patches import PatchDataset, PatchParams, is_cache
+
+        train_set = PatchDataset(cfg.data, T, PatchParams(patch=cfg.patch))
+        n_train = len(train_set)
+        val_root = Path(cfg.data) / "val"
+        say(f"data: cached training pairs {cfg.data} ({n_train} items, {cfg.patch or 'whole'}-px crops)")
+        if main and cfg.val_items > 0 and is_cache(val_root):
+            val_set = PatchDataset(val_root, T, PatchParams(patch=0))
+            val_items = [val_set[(i % len(val_set), 10_000_019 + i)] for i in range(cfg.val_items)]
+    else:
+        split: DataSplit | None = None
+        if main:
+            run.mkdir(parents=True, exist_ok=True)
+            split = discover(cfg.data, mode, cfg.val_fraction, S, cache_root=run / "face_cache")
+        ddp.barrier(info)
+        if not main:
+            split = discover(cfg.data, mode, cfg.val_fraction, S, cache_root=run / "face_cache")
+        assert split is not None
+        say(f"data: {split.note}")
+        train_set = ClipDataset(split.train, S, T)
+        n_train = len(split.train)
+        if main and split.val and cfg.val_items > 0:
+            val_set = ClipDataset(split.val, S, T)
+            val_items = [val_set[(i % len(val_set), 10_000_019 + i)] for i in range(cfg.val_items)]
     start_step = int(state["step"]) if state else 0
     sampler = StepSampler(len(train_set), cfg.batch_size, cfg.seed, start_step, info.rank, info.world)
     loader = torch.utils.data.DataLoader(
@@ -405,10 +465,6 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
         multiprocessing_context=worker_context() if cfg.num_workers > 0 else None,
         timeout=300 if cfg.num_workers > 0 else 0,  # a stuck worker becomes an error, not a silent hang
     )
-    val_items: list[dict[str, torch.Tensor]] = []
-    if main and split.val and cfg.val_items > 0:
-        val_set = ClipDataset(split.val, S, T)
-        val_items = [val_set[(i % len(val_set), 10_000_019 + i)] for i in range(cfg.val_items)]
 
     # -- models and optimisers -----------------------------------------------------------------
     w = cfg.losses
@@ -419,6 +475,8 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
     models = Models(mcfg, cfg, device, dtype, perceptual)
     G, ema = models.G, models.ema
     elapsed_before = 0.0
+    if state is None and cfg.init:
+        say(f"initialised G from {models.init_from(cfg.init)}")
     if state:
         models.load_state_dict(state)
         rngs = state["rng"]
@@ -437,7 +495,7 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
         info_d = {
             "preset": cfg.preset, "size": S, "frames": T, "params_G": n_g, "device": str(device), "world": info.world,
             "precision": str(dtype).replace("torch.", "") if dtype else "fp32", "batch_per_rank": cfg.batch_size,
-            "train_items": len(split.train), "val_items": len(val_items),
+            "train_items": n_train, "val_items": len(val_items),
         }
         log.write({"kind": "start", "step": start_step, "resume": bool(state), "info": info_d, "config": cfg.to_dict(), "model_config": mcfg.to_dict()})
         for m in messages:

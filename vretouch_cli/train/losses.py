@@ -185,3 +185,60 @@ def g_hinge_loss(fake_logits) -> torch.Tensor:
     """Generator hinge loss ``−E[D(fake)]``, averaged over the scales."""
     fake = _as_list(fake_logits)
     return sum(-f.float().mean() for f in fake) / len(fake)
+
+
+# ----------------------------------------------------------------------------- balanced objective
+#
+# The imperfection maps are sparse (blemishes cover a few percent of a face at most), so a plain L1
+# on the map or on the image is minimised by predicting "no imperfection" and copying the input
+# (MODEL.md §5: the first CPU-trained model ended there). The balanced objective weights the rare
+# positives up, punishes the clean ring around each blemish as hard negatives (a diffuse blob is not
+# a spot map), and splits the reconstruction into a blemish-region term normalised by that region's
+# area and a clean-region identity term.
+
+
+def blemish_regions(m_gt: torch.Tensor, threshold: float = 0.02, grow: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """(positives, region): ``m_gt > threshold`` and that grown by ``grow`` pixels. [..., 1, H, W] → float {0, 1}."""
+    pos = (m_gt > threshold).float()
+    shape = pos.shape
+    flat = pos.reshape(-1, 1, *shape[-2:])
+    region = F.max_pool2d(flat, 2 * grow + 1, stride=1, padding=grow).reshape(shape)
+    return pos, region
+
+
+def balanced_map_loss(
+    logits: torch.Tensor, m_gt: torch.Tensor, floor: float = 0.01, pos_weight_cap: float = 20.0, ring_weight: float = 4.0, ring: int = 3
+) -> torch.Tensor:
+    """Weighted BCE on the mask head's logits against the soft ground-truth map.
+
+    logits, m_gt: [..., 1, H, W]. The map is ``(1 + 2ε)·σ(logit) − ε`` (clipped), so the target in
+    sigmoid space is ``(M_gt + ε) / (1 + 2ε)``. Positive pixels (M_gt > 0.05) weigh
+    ``min(negatives / positives, pos_weight_cap)`` (per batch), the clean ring of ``ring`` pixels
+    around them ``ring_weight``, every other pixel 1; the loss is the weighted mean.
+    """
+    target = (m_gt.float() + floor) / (1.0 + 2.0 * floor)
+    bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
+    pos = (m_gt > 0.05).float()
+    n_pos = pos.sum()
+    pw = ((pos.numel() - n_pos) / n_pos.clamp_min(1.0)).clamp(1.0, pos_weight_cap)
+    shape = pos.shape
+    grown = F.max_pool2d(pos.reshape(-1, 1, *shape[-2:]), 2 * ring + 1, stride=1, padding=ring).reshape(shape)
+    ring_mask = grown * (1.0 - pos) * (m_gt <= 0.01).float()
+    w = 1.0 + (pw - 1.0) * pos + (ring_weight - 1.0) * ring_mask
+    return (w * bce).sum() / w.sum()
+
+
+def soft_dice_loss(pred: torch.Tensor, m_gt: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """1 − soft Dice per sample (over its last three dims), averaged. A sample without any
+    blemish is scored by how little it predicts (1 − 1/(Σp + 1)), never NaN."""
+    p = pred.float().clamp(0, 1).flatten(-3)
+    g = m_gt.float().flatten(-3)
+    dice = (2.0 * (p * g).sum(-1) + smooth) / (p.sum(-1) + g.sum(-1) + smooth)
+    return (1.0 - dice).mean()
+
+
+def region_l1(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean |pred − target| inside ``region`` (normalised by the region's area, per batch);
+    pred/target [B, 3, H, W], region [B, 1, H, W] in {0, 1}. Zero when the region is empty."""
+    err = (pred.float() - target.float()).abs().mean(dim=1, keepdim=True) * region
+    return err.sum() / region.sum().clamp_min(1.0)

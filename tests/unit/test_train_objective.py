@@ -1,0 +1,167 @@
+"""The CPU training recipe's pieces: balanced losses, the acne model, the camera, the fill, the cache."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vretouch_cli.face.align import template
+from vretouch_cli.model.config import ModelConfig
+from vretouch_cli.model.network import VRetouchEr
+from vretouch_cli.train.losses import balanced_map_loss, blemish_regions, region_l1, soft_dice_loss
+
+
+def _sparse_gt(seed: int = 0, size: int = 64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    m = torch.zeros(2, 1, size, size)
+    for b in range(2):
+        for _ in range(4):
+            y, x = torch.randint(4, size - 4, (2,), generator=g).tolist()
+            m[b, 0, y - 1 : y + 2, x - 1 : x + 2] = 0.8
+    return m
+
+
+def _logits_for(p: torch.Tensor, floor: float = 0.01) -> torch.Tensor:
+    q = ((p + floor) / (1 + 2 * floor)).clamp(1e-4, 1 - 1e-4)
+    return torch.log(q / (1 - q))
+
+
+def test_balanced_map_loss_is_not_minimised_by_an_all_zero_map():
+    gt = _sparse_gt()
+    assert 0 < float((gt > 0).float().mean()) < 0.02  # sparse, like real blemish maps
+    zero = balanced_map_loss(_logits_for(torch.zeros_like(gt)), gt)
+    right = balanced_map_loss(_logits_for(gt), gt)
+    assert float(right) < 0.5 * float(zero)
+    # A diffuse blob over the blemishes and their surroundings is worse than the spots themselves.
+    blob = torch.nn.functional.max_pool2d(gt, 9, stride=1, padding=4)
+    assert float(balanced_map_loss(_logits_for(blob), gt)) > float(right)
+    # Plain L1 — the paper's L_imp — prefers the all-zero map to that blob: the collapse.
+    assert float((blob - gt).abs().mean()) > float(gt.abs().mean())
+
+
+def test_soft_dice_and_region_terms():
+    gt = _sparse_gt(1)
+    assert float(soft_dice_loss(torch.zeros_like(gt), gt)) > 0.9
+    # Soft Dice rewards covering the blemish fully (what the composition needs), more than matching
+    # the soft ground truth's strength.
+    assert float(soft_dice_loss((gt > 0).float(), gt)) < float(soft_dice_loss(gt, gt)) < 0.25
+    empty = torch.zeros_like(gt)
+    assert float(soft_dice_loss(empty, empty)) == pytest.approx(0.0)  # nothing to find, nothing found
+    assert torch.isfinite(balanced_map_loss(torch.zeros_like(gt), empty))
+    pos, region = blemish_regions(gt)
+    assert (region >= pos).all() and region.sum() > pos.sum()
+    a, b = torch.zeros(2, 3, 64, 64), torch.zeros(2, 3, 64, 64)
+    b[:, :, 10:13, 10:13] = 0.3  # a small error inside a small region is not diluted by the image size
+    r = torch.zeros(2, 1, 64, 64)
+    r[:, :, 10:13, 10:13] = 1
+    assert float(region_l1(a, b, r)) == pytest.approx(0.3, rel=1e-5)
+    assert float(region_l1(a, b, 1 - r)) == 0.0
+
+
+def _face(size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = (0.78, 0.6, 0.5)
+    img += rng.normal(0, 0.015, (size, size, 1)).astype(np.float32)
+    return np.clip(img, 0, 1), template(size).astype(np.float32)
+
+
+def test_acne_model_changes_only_skin_and_reports_classes():
+    from vretouch_cli.train.acne import CLASSES, synthesize_acne
+    from vretouch_cli.train.blemish import skin_geometry
+
+    clean, lm = _face()
+    geo = skin_geometry(clean, lm)
+    res = synthesize_acne(clean, np.random.default_rng(3), geo, landmarks=lm, severity=1.0, strength=1.2)
+    diff = np.abs(res.raw - clean).max(axis=2) * 255
+    skin = geo.skin > 0
+    assert (diff[~skin] == 0).all()
+    share = float((diff[skin] > 5).mean())
+    assert 0.01 < share < 0.25, share
+    assert set(res.classes) == set(CLASSES) and res.classes["acne"].max() > 0.5
+    assert sum(res.counts.values()) >= 20
+    lab_raw = cv2.cvtColor(res.raw, cv2.COLOR_RGB2Lab)
+    lab_clean = cv2.cvtColor(clean, cv2.COLOR_RGB2Lab)
+    inside = res.alpha > 0.5
+    assert (lab_raw[..., 1][inside] - lab_clean[..., 1][inside]).mean() > 1.0  # redder
+    none = synthesize_acne(clean, np.random.default_rng(3), geo, severity=0.0)
+    assert np.array_equal(none.raw, clean) and none.alpha.max() == 0
+
+
+def test_camera_keeps_equal_pixels_equal():
+    from vretouch_cli.train.photometric import CameraParams, apply_camera
+
+    clean, _ = _face(128)
+    a = (clean * 255).astype(np.uint8)
+    b = a.copy()
+    b[60:63, 60:63] = (200, 60, 60)
+    every = CameraParams(1, 1, 1, 1, 1, 1, 1)
+    for seed in range(4):
+        ra, rb = apply_camera([a, b], np.random.default_rng(seed), 128, every)
+        d = np.abs(ra.astype(int) - rb.astype(int)).max(axis=2)
+        assert d[60:63, 60:63].max() > 0
+        far = np.ones_like(d, bool)
+        far[40:88, 40:88] = False  # blur, resampling and 16×16 JPEG blocks stay local
+        assert d[far].max() == 0
+        same = apply_camera([a, a], np.random.default_rng(seed), 96, every)
+        assert np.array_equal(same[0], same[1]) and same[0].shape == (96, 96, 3)
+
+
+def test_fill_model_is_exact_where_mask_is_zero_and_fills_holes():
+    from vretouch_cli.model.layers import NormConvFill
+
+    fill = NormConvFill(64)
+    img = torch.full((1, 3, 64, 64), 0.3)
+    img[..., 30:34, 30:34] = -0.8  # a dark spot
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 30:34, 30:34] = 1
+    out = fill(img, mask)
+    assert torch.allclose(out[..., 31:33, 31:33], torch.tensor(0.3), atol=0.01)  # ≈ 1 level of 255
+    cfg = ModelConfig.preset("tiny").replace(size=64, fill="normconv", delta=1)
+    torch.manual_seed(0)
+    model = VRetouchEr(cfg).eval()
+    clip = torch.rand(1, 2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        o = model(clip, 0)
+    assert o.logits is not None and o.logits.shape == (1, 2, 1, 64, 64)
+    keep = o.mask == 0
+    assert torch.equal(o.out.expand_as(clip[:, 0])[keep.expand_as(clip[:, 0])], clip[:, 0][keep.expand_as(clip[:, 0])])
+    assert ModelConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "fill"}).fill == "none"  # old files
+
+
+def test_cache_and_patch_clips(tmp_path):
+    from vretouch_cli.train.data import flows_from_affines_torch
+    from vretouch_cli.train.patches import PatchDataset, PatchParams, build_cache, is_cache
+
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    items = []
+    for i in range(4):
+        face, lm = _face(128, seed=i)
+        name = f"p{i:03d}_03.jpg"
+        cv2.imwrite(str(prep / name), cv2.cvtColor((face * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+        items.append({"file": name, "identity": f"p{i:03d}", "source": name, "score": 1.0, "landmarks": lm.tolist()})
+    (prep / "prepared.json").write_text(json.dumps({"format": "vretouch-prepared-1", "size": 128, "template": "ffhq-5pt", "source_fingerprint": "x", "items": items, "skipped": []}))
+    from vretouch_cli.train import prepare
+
+    manifest = json.loads((prep / "prepared.json").read_text())
+    manifest["format"] = prepare.FORMAT
+    (prep / "prepared.json").write_text(json.dumps(manifest))
+    meta = build_cache(prep, tmp_path / "cache", size=64, variants=3, val_fraction=0.0, workers=1)
+    assert is_cache(tmp_path / "cache") and meta["items"] == 12
+    ds = PatchDataset(tmp_path / "cache", frames=3, params=PatchParams(patch=32))
+    a, b = ds[(0, 7)], ds[(0, 7)]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # a pure function of (index, seed)
+    assert a["raw"].shape == (3, 3, 32, 32) and a["alpha"].shape == (3, 1, 32, 32)
+    # The crop's affines give the exact flow between the cropped frames (interior pixels).
+    flow = flows_from_affines_torch(a["affines"][None], 32)[0, 0]  # frame 1 → frame 0
+    f0 = a["target"][0].float()[None]
+    ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    grid = torch.stack([(xs + flow[0]) / 31 * 2 - 1, (ys + flow[1]) / 31 * 2 - 1], -1)[None]
+    warped = torch.nn.functional.grid_sample(f0, grid, align_corners=True)[0]
+    err = (warped - a["target"][1].float()).abs()[:, 6:-6, 6:-6].mean()
+    assert float(err) < 3.0

@@ -1,0 +1,210 @@
+"""Training data made once and cached, and blemish-centred patch clips drawn from it (CPU training).
+
+Building the cache (``vretouch train --build-cache``, :func:`build_cache`) does the expensive work
+once per face: the prepared 512 crop's skin geometry, its *cleaned* target (the photo's own
+pronounced temporary blemishes healed, :mod:`.cleanup`), then ``variants`` draws of acne
+(:mod:`.acne`) rendered at 512 and a random camera (:mod:`.photometric`) that takes the pair to the
+model's size S. The result is four uint8 arrays (memory-mapped when read): ``raw``, ``target``,
+``alpha`` (blemish footprint) and ``classes`` (acne, redness, marks footprints).
+
+:class:`PatchDataset` turns cached items into the same clip dicts :class:`.data.ClipDataset` gives
+(``raw``, ``target``, ``affines``, ``alpha``): a smooth random motion over T frames, then a
+``patch``×``patch`` crop centred on a blemish most of the time. The model is convolutional with
+windowed attention, so patches train the same weights at the model's native scale for a fraction
+of the cost. The affines are shifted into the crop's coordinates, so the ground-truth flow is exact.
+Every item is a pure function of ``(index, seed)`` (exact resume).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import InputError
+from .motion import MotionParams, random_motion, warp_frames
+
+CACHE_FORMAT = "vretouch-patch-cache-1"
+META = "cache.json"
+
+
+def is_cache(folder: str | Path) -> bool:
+    return (Path(folder) / META).is_file()
+
+
+def _face_job(args) -> dict:
+    """Everything for one face (runs in a worker process)."""
+    import cv2
+
+    from .acne import AcneParams, synthesize_acne
+    from .blemish import skin_geometry
+    from .cleanup import clean_target
+    from .photometric import apply_camera
+    from .prepare import read_rgb
+
+    path, landmarks, stored, size, variants, seed, params = args
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(seed)
+    img8 = read_rgb(Path(path))
+    if img8.shape[0] != stored:
+        img8 = cv2.resize(img8, (stored, stored), interpolation=cv2.INTER_AREA)
+    lm = np.asarray(landmarks, np.float32)
+    geo = skin_geometry(img8.astype(np.float32) / 255.0, lm).compact()
+    cleaned8, healed = clean_target(img8, geo.skin)
+    clean = cleaned8.astype(np.float32) / 255.0
+    out = {"raw": [], "target": [], "alpha": [], "classes": [], "healed_share": float((healed > 0.1).mean())}
+    for _ in range(variants):
+        res = synthesize_acne(clean, rng, geo, params, lm)
+        raw8 = np.clip(res.raw * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        maps8 = np.clip(np.stack([res.alpha, res.classes["acne"], res.classes["redness"], res.classes["marks"]], -1) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        maps_s = cv2.resize(maps8, (size, size), interpolation=cv2.INTER_AREA)
+        raw_s, tgt_s = apply_camera([raw8, cleaned8], rng, size)
+        out["raw"].append(raw_s)
+        out["target"].append(tgt_s)
+        out["alpha"].append(maps_s[..., 0])
+        out["classes"].append(maps_s[..., 1:])
+    return out
+
+
+def build_cache(
+    prepared: str | Path,
+    out: str | Path,
+    size: int = 256,
+    variants: int = 12,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    workers: int = 2,
+    on_progress=None,
+    split: str = "train",
+) -> dict:
+    """Cache ``variants`` blemished pairs of every *training* person's face (validation people,
+    split by identity as everywhere else, are left out) in ``out``; ``split="val"`` caches the
+    validation people instead. Returns the metadata."""
+    import multiprocessing as mp
+
+    from .acne import AcneParams
+    from .data import split_by_identity
+    from .prepare import load_prepared
+
+    faces = load_prepared(prepared)
+    keep, held = split_by_identity([f.identity for f in faces], val_fraction)
+    people = keep if split == "train" else held
+    train = [f for f in faces if f.identity in people]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    params = AcneParams()
+    jobs = [(str(f.file), f.landmarks.tolist(), f.size, size, variants, (seed, i), params) for i, f in enumerate(train)]
+    n = len(train) * variants
+    arrays = {
+        "raw": np.lib.format.open_memmap(out / "raw.npy", "w+", np.uint8, (n, size, size, 3)),
+        "target": np.lib.format.open_memmap(out / "target.npy", "w+", np.uint8, (n, size, size, 3)),
+        "alpha": np.lib.format.open_memmap(out / "alpha.npy", "w+", np.uint8, (n, size, size)),
+        "classes": np.lib.format.open_memmap(out / "classes.npy", "w+", np.uint8, (n, size, size, 3)),
+    }
+    healed = []
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(max(1, workers)) as pool:
+        for i, res in enumerate(pool.imap(_face_job, jobs)):
+            for k, arr in arrays.items():
+                arr[i * variants : (i + 1) * variants] = np.stack(res[k])
+            healed.append(res["healed_share"])
+            if on_progress:
+                on_progress(i + 1, len(jobs))
+    for arr in arrays.values():
+        arr.flush()
+    meta = {
+        "format": CACHE_FORMAT,
+        "size": size,
+        "variants": variants,
+        "items": n,
+        "identities": [f.identity for f in train for _ in range(variants)],
+        "val_identities": sorted(held),
+        "source": str(prepared),
+        "split": split,
+        "seed": seed,
+        "healed_share_mean": float(np.mean(healed)) if healed else 0.0,
+        "blemished_share": float((arrays["alpha"].reshape(n, -1).max(axis=1) > 64).mean()),
+    }
+    tmp = out / f".{META}.tmp.{os.getpid()}"
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, out / META)
+    return meta
+
+
+def load_cache(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / META).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{folder}: not a training cache ({exc}); build one with `vretouch train --build-cache`") from exc
+    if meta.get("format") != CACHE_FORMAT:
+        raise InputError(f"{folder / META}: unknown format {meta.get('format')!r}")
+    arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in ("raw", "target", "alpha", "classes")}
+    return meta, arrays
+
+
+@dataclass(frozen=True)
+class PatchParams:
+    patch: int = 128  # crop size (0 = whole frames)
+    spot_centred: float = 0.85  # share of crops centred on a blemish pixel
+    motion: MotionParams = MotionParams()
+
+
+class PatchDataset(Dataset):
+    """Clips of ``frames`` frames cropped from cached pairs; same item dict as ClipDataset."""
+
+    def __init__(self, folder: str | Path, frames: int, params: PatchParams = PatchParams(), indices: list[int] | None = None) -> None:
+        self.meta, self.arrays = load_cache(folder)
+        self.size = int(self.meta["size"])
+        self.frames = int(frames)
+        self.params = params
+        self.indices = list(range(int(self.meta["items"]))) if indices is None else list(indices)
+        if not self.indices:
+            raise InputError(f"{folder}: the training cache holds no items")
+        if params.patch and (params.patch > self.size or params.patch % 8):
+            raise InputError(f"patch size {params.patch} must be a multiple of 8 and at most the cached size {self.size}")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key) -> dict[str, torch.Tensor]:
+        index, seed = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (int(key), int(key))
+        rng = np.random.default_rng(seed)
+        i = self.indices[index]
+        S, T = self.size, self.frames
+        raw = np.asarray(self.arrays["raw"][i])
+        tgt = np.asarray(self.arrays["target"][i])
+        alpha = np.asarray(self.arrays["alpha"][i])
+        affines = random_motion(T, S, rng, self.params.motion)
+        raw_f = warp_frames(raw, affines, S)
+        tgt_f = warp_frames(tgt, affines, S)
+        alpha_f = warp_frames(alpha, affines, S)
+        P = self.params.patch or S
+        if P < S:
+            ti = T // 2
+            cy = cx = None
+            if rng.random() < self.params.spot_centred:
+                ys, xs = np.nonzero(alpha_f[ti, ..., 0] > 80)
+                if len(ys):
+                    j = rng.integers(len(ys))
+                    cy, cx = int(ys[j]) + int(rng.integers(-P // 4, P // 4 + 1)), int(xs[j]) + int(rng.integers(-P // 4, P // 4 + 1))
+            if cy is None:  # anywhere on the face (the central part of an aligned crop)
+                cy, cx = int(rng.integers(int(0.25 * S), int(0.8 * S))), int(rng.integers(int(0.2 * S), int(0.8 * S)))
+            y0 = int(np.clip(cy - P // 2, 0, S - P))
+            x0 = int(np.clip(cx - P // 2, 0, S - P))
+            raw_f = raw_f[:, y0 : y0 + P, x0 : x0 + P]
+            tgt_f = tgt_f[:, y0 : y0 + P, x0 : x0 + P]
+            alpha_f = alpha_f[:, y0 : y0 + P, x0 : x0 + P]
+            affines = affines.copy()
+            affines[:, 0, 2] -= x0
+            affines[:, 1, 2] -= y0
+
+        def tensor(frames: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+
+        return {"raw": tensor(raw_f), "target": tensor(tgt_f), "affines": torch.from_numpy(affines), "alpha": tensor(alpha_f)}
