@@ -1,13 +1,18 @@
-"""Held-out quality of a weights file on synthetic blemishes (issue 6's acceptance numbers).
+"""Held-out quality of a weights file (issue 10's acceptance numbers), on people never trained on.
 
-People never seen in training (the training split's validation identities, ~20 % by person
-number) get seeded synthetic blemishes and a 16-frame smooth-motion sequence each. The model
-runs over each sequence as in the video pipeline (SlidingRetoucher, per-frame parts cached)
-with its default δ and with δ = 1, and every frame is scored against the clean target:
+Three sets of the same held-out people (:mod:`vretouch_cli.evaluate.heldout`): the training
+appearance model's acne (``acne``), the independently written appearance model (``alt``), and no
+blemish at all (``clean``: the cleaned targets as input). Each photo becomes a smooth-motion
+sequence; the model runs over it as in the video pipeline (SlidingRetoucher, per-frame parts
+cached) with its default δ and with δ = 1, and every frame is scored against the clean target in
+the face region (``face_region_mask``):
 
-- PSNR gain over the raw input (frames: mean of per-frame PSNR; sequences: clip PSNR),
-- Soft-IoU of the composition map against the ground-truth map,
-- the flow-warped frame difference (DIS flow on the clean reference) of each output.
+- PSNR gain over the raw input (face region; frames without any blemish are left out of PSNR);
+- Soft-IoU of the composition map against the ground-truth map;
+- warp error and flicker of the outputs (DIS flow on the clean reference);
+- ``clean``: the share of face-region pixels the model changes by more than 5 levels, and the
+  share on the features (eyes, brows, nostrils, lips) after paste-back weighting;
+- the gain per skin-tone group (ITA° of the clean skin).
 
     python benchmarks/heldout_eval.py --weights weights/vretouch-tiny.safetensors --data .devdata/faces512
 """
@@ -43,89 +48,108 @@ def run_sequence(model, raw: torch.Tensor, delta: int) -> tuple[list[np.ndarray]
     return outs, maps
 
 
+def paste_weighted(raw8: np.ndarray, out8: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """What the pipeline writes for an aligned crop: raw + weight·(out − raw), rounded."""
+    d = out8.astype(np.float32) - raw8.astype(np.float32)
+    return np.clip(np.rint(raw8.astype(np.float32) + d * weight[..., None]), 0, 255).astype(np.uint8)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True)
-    parser.add_argument("--data", default=str(REPO / ".devdata" / "faces512"), help="clean faces (prepared folder or photos)")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--limit", type=int, default=0, help="at most this many held-out faces (0 = all)")
+    parser.add_argument("--data", default=str(REPO / ".devdata" / "faces512"), help="a --prepare-faces folder of clean faces")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--limit", type=int, default=0, help="at most this many held-out photos per set (0 = all)")
+    parser.add_argument("--sets", default="acne,alt,clean")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     from vretouch_cli.checkpoint import load_model
+    from vretouch_cli.evaluate.heldout import ITA_GROUPS, heldout_items, ita_group
     from vretouch_cli.evaluate.scoring import ClipScorer, nanmean
-    from vretouch_cli.face.paste import face_region_mask
-    from vretouch_cli.train.data import ClipDataset, discover, to_model_range
+    from vretouch_cli.face.paste import face_region_mask, retouch_region_mask
+    from vretouch_cli.face.regions import feature_mask
+    from vretouch_cli.train.data import to_model_range
+    from vretouch_cli.train.motion import random_motion, warp_frames
     from vretouch_cli.weights import resolve_weights
 
+    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = load_model(resolve_weights(args.weights), device="cpu")
     cfg = model.config
-    split = discover(args.data, mode="synthetic", val_fraction=0.2, size=cfg.size)
-    stills = split.val[: args.limit] if args.limit else split.val
-    data = ClipDataset(stills, size=cfg.size, frames=args.frames)
-    region = face_region_mask(cfg.size)
+    S = cfg.size
+    region = face_region_mask(S)
+    paste_w = retouch_region_mask(S)
+    features = feature_mask(S) > 0.5
+    face = region > 0.5
     methods = ("raw", "single_frame", "vretouch")
-    scores = []
+    report: dict = {"weights": str(args.weights), "size": S, "delta": cfg.delta, "frames_per_sequence": args.frames}
     started = time.perf_counter()
     with torch.inference_mode():
-        for i in range(len(data)):
-            item = data[(i, args.seed + i)]
-            raw8 = item["raw"].permute(0, 2, 3, 1).numpy()
-            target8 = item["target"].permute(0, 2, 3, 1).numpy()
-            raw = to_model_range(item["raw"])
-            out_d, maps_d = run_sequence(model, raw, cfg.delta)
-            out_1, maps_1 = run_sequence(model, raw, 1)
-            scorer = ClipScorer(f"heldout_{i}", methods)
-            for t in range(raw8.shape[0]):
-                scorer.push(
-                    raw8[t], target8[t],
-                    {"raw": raw8[t], "single_frame": out_1[t], "vretouch": out_d[t]},
-                    {"raw": None, "single_frame": maps_1[t], "vretouch": maps_d[t]},
-                    region,
-                )
-            scores.append(scorer.finish())
-            print(f"{i + 1}/{len(data)} {stills[i].target.name}: PSNR raw {scores[-1].summary['raw']['psnr']:.2f} "
-                  f"→ δ={cfg.delta} {scores[-1].summary['vretouch']['psnr']:.2f} dB", flush=True)
+        for kind in args.sets.split(","):
+            items = heldout_items(args.data, S, kind, seed=args.seed, limit=args.limit)
+            scores, itas, changed, changed_feat = [], [], [], []
+            for i, it in enumerate(items):
+                rng = np.random.default_rng([args.seed, i, 99])
+                affines = random_motion(args.frames, S, rng)
+                raw8 = warp_frames(it.raw, affines, S)
+                tgt8 = warp_frames(it.target, affines, S)
+                raw = to_model_range(torch.from_numpy(np.ascontiguousarray(raw8.transpose(0, 3, 1, 2))))
+                out_d, maps_d = run_sequence(model, raw, cfg.delta)
+                out_1, maps_1 = run_sequence(model, raw, 1)
+                # The pipeline pastes the correction weighted by the retouch region: score that.
+                out_d = [paste_weighted(raw8[t], out_d[t], paste_w) for t in range(args.frames)]
+                out_1 = [paste_weighted(raw8[t], out_1[t], paste_w) for t in range(args.frames)]
+                scorer = ClipScorer(f"{kind}_{i}", methods)
+                for t in range(args.frames):
+                    scorer.push(
+                        raw8[t], tgt8[t],
+                        {"raw": raw8[t], "single_frame": out_1[t], "vretouch": out_d[t]},
+                        {"raw": None, "single_frame": maps_1[t] * paste_w, "vretouch": maps_d[t] * paste_w},
+                        region,
+                    )
+                    diff = np.abs(out_d[t].astype(int) - raw8[t].astype(int)).max(axis=2)
+                    changed.append(float((diff[face] > 5).mean()))
+                    changed_feat.append(float((diff[features] > 5).mean()))
+                scores.append(scorer.finish())
+                itas.append(it.ita)
+                s = scores[-1].summary
+                print(f"{kind} {i + 1}/{len(items)} {it.name} ITA {it.ita:.0f}: face PSNR raw {s['raw']['psnr_face']:.2f} "
+                      f"→ δ={cfg.delta} {s['vretouch']['psnr_face']:.2f} dB", flush=True)
 
-    # PSNR is undefined on frames without any blemish (raw == target): those frames (and
-    # sequences) are left out of the PSNR figures, for every method alike, and counted.
-    finite = [[math.isfinite(v) for v in s.per_frame["raw"]["psnr"]] for s in scores]
-    seq_ok = [math.isfinite(s.summary["raw"]["psnr"]) for s in scores]
+            finite = [[math.isfinite(v) for v in s.per_frame["raw"]["psnr_face"]] for s in scores]
 
-    def frame_mean(method: str, key: str) -> float:
-        if key.startswith("psnr"):
-            vals = [v for s, ok in zip(scores, finite) for v, k in zip(s.per_frame[method][key], ok) if k]
-        else:
-            vals = [v for s in scores for v in s.per_frame[method][key]]
-        return nanmean(vals)
+            def frame_vals(method: str, key: str, subset=None) -> list[float]:
+                out = []
+                for j, (s, ok) in enumerate(zip(scores, finite)):
+                    if subset is not None and j not in subset:
+                        continue
+                    out += [v for v, k in zip(s.per_frame[method][key], ok) if k or not key.startswith("psnr")]
+                return out
 
-    def clip_mean(method: str, key: str) -> float:
-        return nanmean([s.summary[method][key] for s, ok in zip(scores, seq_ok) if ok])
-
-    report = {
-        "weights": str(args.weights), "preset_size": cfg.size, "delta": cfg.delta,
-        "people": len({s.identity for s in stills}), "sequences": len(scores), "frames_per_sequence": args.frames,
-        "seconds": time.perf_counter() - started,
-        "frames_without_blemish": sum(not k for f in finite for k in f),
-        "sequences_without_blemish": sum(not ok for ok in seq_ok),
-    }
-    for method in methods:
-        report[method] = {
-            "psnr_frames": frame_mean(method, "psnr"),
-            "psnr_sequences": clip_mean(method, "psnr"),
-            "psnr_face_frames": frame_mean(method, "psnr_face"),
-            "ssim": frame_mean(method, "ssim"),
-            "soft_iou": frame_mean(method, "soft_iou"),
-            "warp_error": frame_mean(method, "warp_error"),
-            "warp_error_gap": frame_mean(method, "warp_error_gap"),
-            "flicker": frame_mean(method, "flicker"),
-        }
-    for method in ("single_frame", "vretouch"):
-        report[method]["psnr_gain_frames"] = report[method]["psnr_frames"] - report["raw"]["psnr_frames"]
-        report[method]["psnr_gain_sequences"] = report[method]["psnr_sequences"] - report["raw"]["psnr_sequences"]
+            res: dict = {"sequences": len(scores), "people": len({it.identity for it in items})}
+            for method in methods:
+                res[method] = {
+                    key: nanmean(frame_vals(method, key))
+                    for key in ("psnr_face", "psnr", "soft_iou", "soft_iou_face", "warp_error", "flicker")
+                }
+            for method in ("single_frame", "vretouch"):
+                res[method]["psnr_face_gain"] = res[method]["psnr_face"] - res["raw"]["psnr_face"]
+            res["changed_gt5_face"] = float(np.mean(changed)) if changed else float("nan")
+            res["changed_gt5_features"] = float(np.mean(changed_feat)) if changed_feat else float("nan")
+            groups = {}
+            for name, _, _ in ITA_GROUPS:
+                idx = {j for j, a in enumerate(itas) if ita_group(a) == name}
+                if not idx:
+                    continue
+                gain = nanmean(frame_vals("vretouch", "psnr_face", idx)) - nanmean(frame_vals("raw", "psnr_face", idx))
+                groups[name] = {"photos": len(idx), "psnr_face_gain": gain}
+            res["ita_groups"] = groups
+            report[kind] = res
+    report["seconds"] = time.perf_counter() - started
     print(json.dumps(report, indent=1))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))
 
 

@@ -1,0 +1,98 @@
+"""Held-out evaluation pairs on clean faces of people never trained on (issue 10's acceptance set).
+
+For every validation person (the identity split of :func:`..train.data.split_by_identity`) the
+prepared 512 crop is cleaned exactly as the training targets are (:mod:`..train.cleanup`), then one
+of three inputs is made from it:
+
+- ``acne``: the training appearance model (:mod:`..train.acne`) — "your synthetic blemishes";
+- ``alt``: the independently written appearance model (:mod:`..train.blemish_alt`), so validation
+  is not the generator's twin;
+- ``clean``: no blemish at all (input == target): what a model changes there is damage.
+
+A seeded random camera (:mod:`..train.photometric`) takes each pair to the model's size, as in
+training. Each item also carries the individual typology angle (ITA°) of the person's clean skin,
+``atan((L* − 50) / b*)``, for per-skin-tone reporting (groups: > 41° light, 10–41° intermediate /
+tan, < 10° brown / dark).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+APPEARANCES = ("acne", "alt", "clean")
+ITA_GROUPS = (("light (ITA > 41°)", 41.0, 90.0), ("intermediate/tan (10–41°)", 10.0, 41.0), ("brown/dark (ITA < 10°)", -90.0, 10.0))
+
+
+@dataclass
+class HeldoutItem:
+    name: str
+    identity: str
+    raw: np.ndarray  # S×S×3 uint8
+    target: np.ndarray  # S×S×3 uint8
+    ita: float
+
+
+def ita_of(clean_rgb8: np.ndarray, skin: np.ndarray) -> float:
+    """Individual typology angle (degrees) of the median skin colour."""
+    import cv2
+
+    lab = cv2.cvtColor(clean_rgb8.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    inside = skin > 0.5
+    if not inside.any():
+        return float("nan")
+    L = float(np.median(lab[..., 0][inside]))
+    b = float(np.median(lab[..., 2][inside]))
+    return math.degrees(math.atan2(L - 50.0, b))
+
+
+def ita_group(ita: float) -> str:
+    for name, lo, hi in ITA_GROUPS:
+        if lo <= ita < hi:
+            return name
+    return ITA_GROUPS[0][0] if ita >= 90 else ITA_GROUPS[-1][0]
+
+
+def heldout_items(prepared: str | Path, size: int, appearance: str, seed: int = 1234, limit: int = 0, val_fraction: float = 0.2, camera: bool = True) -> list[HeldoutItem]:
+    """One pair per held-out photo (``limit`` > 0: at most that many), deterministic in ``seed``."""
+    import cv2
+
+    from ..train.acne import synthesize_acne
+    from ..train.blemish import skin_geometry
+    from ..train.blemish_alt import render_alt_blemishes
+    from ..train.cleanup import clean_target
+    from ..train.data import split_by_identity
+    from ..train.photometric import apply_camera
+    from ..train.prepare import load_prepared, read_rgb
+
+    if appearance not in APPEARANCES:
+        raise ValueError(f"appearance must be one of {APPEARANCES}")
+    faces = load_prepared(prepared)
+    _, held = split_by_identity([f.identity for f in faces], val_fraction)
+    faces = [f for f in faces if f.identity in held]
+    if limit:
+        faces = faces[:limit]
+    items = []
+    for i, f in enumerate(faces):
+        rng = np.random.default_rng([seed, i, APPEARANCES.index(appearance)])
+        img8 = read_rgb(f.file)
+        if img8.shape[0] != f.size:
+            img8 = cv2.resize(img8, (f.size, f.size), interpolation=cv2.INTER_AREA)
+        geo = skin_geometry(img8.astype(np.float32) / 255.0, f.landmarks).compact()
+        clean8, _ = clean_target(img8, geo.skin)
+        if appearance == "acne":
+            res = synthesize_acne(clean8.astype(np.float32) / 255.0, rng, geo, landmarks=f.landmarks, severity=float(rng.uniform(0.3, 1.0)))
+            raw8 = np.clip(res.raw * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        elif appearance == "alt":
+            raw8, _ = render_alt_blemishes(clean8, rng, geo.skin, severity=float(rng.uniform(0.3, 1.0)))
+        else:
+            raw8 = clean8.copy()
+        if camera:
+            raw_s, tgt_s = apply_camera([raw8, clean8], rng, size)
+        else:
+            raw_s, tgt_s = (cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in (raw8, clean8))
+        items.append(HeldoutItem(f.file.stem, f.identity, raw_s, tgt_s, ita_of(clean8, geo.skin)))
+    return items
