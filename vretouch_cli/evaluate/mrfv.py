@@ -11,7 +11,6 @@ coordinates. All streams are read in lock step: memory does not grow with clip l
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -25,21 +24,17 @@ from .scoring import ClipScore, ClipScorer
 Progress = Callable[[str, int, int | None], None]
 
 
-@lru_cache(maxsize=4)
-def _ones(size: int) -> np.ndarray:
-    return np.ones((size, size), np.float32)
-
-
 def face_region(faces, shape: tuple[int, ...]) -> np.ndarray | None:
     """Union (max) of the feathered face-region masks of ``faces`` in frame coordinates, or None."""
     if not faces:
         return None
-    from ..face.paste import warp_mask_to_frame
+    from ..face.paste import face_region_mask, warp_mask_to_frame
 
     region = np.zeros(shape[:2], np.float32)
     for f in faces:
         size = int(np.asarray(f.mask_crop).shape[0])
-        np.maximum(region, warp_mask_to_frame(_ones(size), f.affine, shape[:2], region=True), out=region)
+        # The whole face ellipse, eyes and lips included: damage there must count too.
+        np.maximum(region, warp_mask_to_frame(face_region_mask(size), f.affine, shape[:2], region=False), out=region)
     return region
 
 

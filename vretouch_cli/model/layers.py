@@ -4,6 +4,7 @@ modulated convs, the pixel-adaptive convolution, backward warping, mask broadcas
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -170,21 +171,39 @@ def resize_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
     return out * scale
 
 
-def _gaussian_taps(sigma: float) -> Tensor:
+@lru_cache(maxsize=32)
+def _blur_matrix(n: int, sigma: float) -> Tensor:
+    """[n, n] matrix B with ``x @ B`` = Gaussian blur of x along its last axis (reflected border).
+
+    A dense matrix is much faster on CPU than a depthwise conv with a long kernel (which has no
+    fast path there), and its backward is a matmul too.
+    """
     radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
+    taps = taps / taps.sum()
+    m = torch.zeros(n, n, dtype=torch.float64)
+    for i in range(n):
+        for k in range(-radius, radius + 1):
+            j = i + k
+            if n > 1:  # reflect (…2 1 | 0 1 2 … n−1 | n−2 …), repeated for kernels wider than n
+                period = 2 * (n - 1)
+                j = j % period
+                j = period - j if j >= n else j
+            else:
+                j = 0
+            m[j, i] += taps[k + radius]
+    return m.float()
 
 
 class NormConvFill(nn.Module):
     """Classical fill of masked pixels from their unmasked surroundings (no parameters).
 
     fill = Σ_k c_k·G_σk ∗ (X·w) / Σ_k c_k·G_σk ∗ w, with w = 1 − dilate(M) the weight of the
-    pixels that may be read and a few Gaussian scales σ_k (relative to the crop size) whose
-    weights c_k fall with σ: small holes are filled from their nearest ring of skin, large ones
-    from further out. Differentiable in X and M. image [B, 3, H, W], mask [B, 1, H, W] in [0, 1]
-    → [B, 3, H, W] (where nothing around is readable it falls back to the image itself).
+    pixels that may be read and a few Gaussian scales σ_k (pixels, scaled with the model's S
+    relative to 256) whose weights c_k fall with σ: small holes are filled from their nearest ring
+    of skin, large ones from further out. Differentiable in X and M. image [B, 3, H, W], mask
+    [B, 1, H, W] in [0, 1] → [B, 3, H, W] (where nothing around is readable it falls back to the
+    image itself).
     """
 
     def __init__(self, size: int, sigmas_256: tuple[float, ...] = (1.5, 3.0, 6.0, 12.0)):
@@ -192,27 +211,22 @@ class NormConvFill(nn.Module):
         scale = size / 256.0
         self.sigmas = tuple(s * scale for s in sigmas_256)
         self.weights = tuple(0.25**i for i in range(len(self.sigmas)))
-        for i, s in enumerate(self.sigmas):
-            self.register_buffer(f"taps{i}", _gaussian_taps(s), persistent=False)
 
-    def _blur(self, x: Tensor, taps: Tensor) -> Tensor:
-        c = x.shape[1]
-        r = taps.numel() // 2
-        kx = taps.to(x.dtype).view(1, 1, 1, -1).expand(c, 1, 1, -1)
-        ky = taps.to(x.dtype).view(1, 1, -1, 1).expand(c, 1, -1, 1)
-        mode = "reflect" if min(x.shape[-2:]) > r else "replicate"
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), kx, groups=c)
-        return F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), ky, groups=c)
+    def _blur(self, x: Tensor, sigma: float) -> Tensor:
+        h, w = x.shape[-2:]
+        bw = _blur_matrix(w, sigma).to(x.device, x.dtype)
+        bh = _blur_matrix(h, sigma).to(x.device, x.dtype)
+        return bh.t() @ (x @ bw)
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         hole = F.max_pool2d(mask.to(image.dtype), 3, stride=1, padding=1)  # skip the spot's rim too
         keep = 1.0 - hole
         stack = torch.cat([image * keep, keep], dim=1)
-        num = den = None
-        for i, c in enumerate(self.weights):
-            b = self._blur(stack, getattr(self, f"taps{i}")) * c
-            num = b[:, :3] if num is None else num + b[:, :3]
-            den = b[:, 3:] if den is None else den + b[:, 3:]
+        acc = None
+        for sigma, c in zip(self.sigmas, self.weights):
+            b = self._blur(stack, sigma) * c
+            acc = b if acc is None else acc + b
+        num, den = acc[:, :3], acc[:, 3:]
         eps = 1e-4
         return (num + eps * image) / (den + eps)
 
