@@ -270,11 +270,16 @@ class ClipDataset(Dataset):
 
 
 def worker_init(_worker_id: int) -> None:
-    """DataLoader worker setup: one OpenCV thread per worker (the workers are the parallelism).
+    """DataLoader worker setup: one OpenCV thread per worker (the workers are the parallelism), and
+    Ctrl-C left to the trainer (a terminal sends SIGINT to the whole process group; the trainer
+    checkpoints and stops its workers itself).
 
     Only safe in a fresh process (see :func:`worker_context`): in a plain fork of a parent whose
     OpenCV thread pool has run, ``cv2.setNumThreads`` deadlocks.
     """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
 
 
