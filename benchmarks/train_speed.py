@@ -3,6 +3,9 @@
     python benchmarks/train_speed.py                       # small and base, ~30 s each, auto device
     python benchmarks/train_speed.py --presets small --size 512 --batch 8 --seconds 20
     python benchmarks/train_speed.py --data .devdata/faces512 --workers 8   # + DataLoader clips/s
+    # the CPU recipe of weights/README.md (δ = 1, 128-px patches, balanced objective, cached data):
+    python benchmarks/train_speed.py --presets tiny --window 1 --patch 128 --batch 4 --objective balanced \
+        --model-option fill=normconv --model-option head_channels=16 --data .devdata/cache256 --workers 0
 
 The model step runs on a fixed random batch already on the device (so it measures the model, not
 the loader); ``--data`` measures the loader alone (synthetic blemishes + motion + flow), to see
@@ -23,13 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 
-def bench_model(preset: str, size: int | None, batch: int, seconds: float, device: torch.device, vgg: str | None, compile_: bool = False) -> dict:
+def bench_model(
+    preset: str, size: int | None, batch: int, seconds: float, device: torch.device, vgg: str | None, compile_: bool = False,
+    window: int | None = None, patch: int = 0, objective: str = "paper", overrides: tuple = (), adversarial: float | None = None,
+) -> dict:
     from vretouch_cli.device import autocast_dtype
     from vretouch_cli.train.config import TrainConfig
     from vretouch_cli.train.losses import build_perceptual
     from vretouch_cli.train.loop import Models, model_config_for
 
-    cfg = TrainConfig(preset=preset, size=size, batch_size=batch, vgg_weights=vgg or "none")
+    from vretouch_cli.train.config import LossWeights
+
+    lw = LossWeights() if adversarial is None else LossWeights(adversarial=adversarial)
+    cfg = TrainConfig(preset=preset, size=size, delta=window, batch_size=batch, vgg_weights=vgg or "none", objective=objective, model_overrides=overrides, losses=lw)
     mcfg = model_config_for(cfg)
     dtype = autocast_dtype(device, "auto")
     if device.type == "cuda":
@@ -40,7 +49,7 @@ def bench_model(preset: str, size: int | None, batch: int, seconds: float, devic
     perceptual, _ = build_perceptual(vgg or "none", tuple(cfg.vgg_layers)) if vgg else (None, "")
     models = Models(mcfg, cfg, device, dtype, perceptual)
     models.train()
-    S, T = mcfg.size, mcfg.delta + 1
+    S, T = (patch or mcfg.size), mcfg.delta + 1
     g = torch.Generator().manual_seed(0)
     target = torch.randint(0, 256, (batch, T, 3, S, S), generator=g, dtype=torch.uint8)
     raw = (target.int() + torch.randint(-8, 9, target.shape, generator=g)).clamp(0, 255).to(torch.uint8)
@@ -75,6 +84,7 @@ def bench_model(preset: str, size: int | None, batch: int, seconds: float, devic
         "size": S,
         "frames": T,
         "batch": batch,
+        "objective": objective,
         "device": str(device),
         "precision": str(dtype).replace("torch.", "") if dtype else "fp32",
         "perceptual": bool(perceptual),
@@ -85,6 +95,7 @@ def bench_model(preset: str, size: int | None, batch: int, seconds: float, devic
         "warmup_s": round(warm, 2),
         "steps_per_s": round(n / dt, 3),
         "clips_per_s": round(n * batch / dt, 2),
+        "items_per_s": round(n * batch / dt, 2),
     }
     if device.type == "cuda":
         res["peak_mem_GiB"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
@@ -94,11 +105,17 @@ def bench_model(preset: str, size: int | None, batch: int, seconds: float, devic
     return res
 
 
-def bench_data(data: str, size: int, frames: int, batch: int, workers: int, seconds: float) -> dict:
+def bench_data(data: str, size: int, frames: int, batch: int, workers: int, seconds: float, patch: int = 0) -> dict:
     from vretouch_cli.train.data import ClipDataset, StepSampler, discover, worker_context, worker_init
+    from vretouch_cli.train.patches import PatchDataset, PatchParams, is_cache
 
-    split = discover(data, size=size)
-    ds = ClipDataset(split.train, size, frames)
+    if is_cache(data):
+        ds = PatchDataset(data, frames, PatchParams(patch=patch))
+        mode = "patches"
+    else:
+        split = discover(data, size=size)
+        ds = ClipDataset(split.train, size, frames)
+        mode = split.mode
     loader = torch.utils.data.DataLoader(
         ds, batch_size=batch, sampler=StepSampler(len(ds), batch, 0), num_workers=workers,
         persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
@@ -112,7 +129,7 @@ def bench_data(data: str, size: int, frames: int, batch: int, workers: int, seco
         next(it)
         n += 1
     dt = time.perf_counter() - t0
-    return {"kind": "data", "mode": split.mode, "size": size, "frames": frames, "batch": batch, "workers": workers,
+    return {"kind": "data", "mode": mode, "size": patch or size, "frames": frames, "batch": batch, "workers": workers,
             "batches_per_s": round(n / dt, 2), "clips_per_s": round(n * batch / dt, 2)}
 
 
@@ -126,7 +143,16 @@ def main() -> None:
     ap.add_argument("--vgg", default=None, help="VGG safetensors: include the perceptual loss")
     ap.add_argument("--data", default=None, help="also time the DataLoader on this data folder")
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--window", type=int, default=None, help="δ (frames per clip T = δ + 1); default the preset's")
+    ap.add_argument("--patch", type=int, default=0, help="train on P×P crops (the CPU recipe: 128)")
+    ap.add_argument("--objective", default="paper", help="paper | balanced")
+    ap.add_argument("--adversarial", type=float, default=None, help="weight of the GAN term (0: no D step, as the CPU recipe)")
+    ap.add_argument("--model-option", action="append", default=[], help="KEY=VALUE of ModelConfig (repeatable)")
     args = ap.parse_args()
+    overrides = []
+    for item in args.model_option:
+        k, _, v = item.partition("=")
+        overrides.append((k, int(v) if v.lstrip("-").isdigit() else v))
 
     from vretouch_cli.device import resolve_device
 
@@ -135,7 +161,8 @@ def main() -> None:
     rows = []
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
         try:
-            r = bench_model(preset, args.size, batch, args.seconds, device, args.vgg)
+            r = bench_model(preset, args.size, batch, args.seconds, device, args.vgg, window=args.window, patch=args.patch,
+                            objective=args.objective, overrides=tuple(overrides), adversarial=args.adversarial)
         except torch.cuda.OutOfMemoryError as exc:  # type: ignore[attr-defined]
             r = {"kind": "model_step", "preset": preset, "error": f"out of memory: {exc}"[:200]}
             torch.cuda.empty_cache()
@@ -144,8 +171,8 @@ def main() -> None:
     if args.data:
         from vretouch_cli.train.loop import TrainConfig, model_config_for
 
-        first = model_config_for(TrainConfig(preset=rows[0].get("preset", "small"), size=args.size))
-        r = bench_data(args.data, first.size, first.delta + 1, batch, args.workers, min(args.seconds, 15.0))
+        first = model_config_for(TrainConfig(preset=rows[0].get("preset", "small"), size=args.size, delta=args.window))
+        r = bench_data(args.data, first.size, first.delta + 1, batch, args.workers, min(args.seconds, 15.0), args.patch)
         print(json.dumps(r), flush=True)
         rows.append(r)
     print("\npreset  S    T  batch  steps/s  clips/s  peak GiB  (device, precision)")

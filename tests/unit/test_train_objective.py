@@ -121,7 +121,7 @@ def test_fill_model_is_exact_where_mask_is_zero_and_fills_holes():
     mask[..., 30:34, 30:34] = 1
     out = fill(img, mask)
     assert torch.allclose(out[..., 31:33, 31:33], torch.tensor(0.3), atol=0.01)  # ≈ 1 level of 255
-    cfg = ModelConfig.preset("tiny").replace(size=64, fill="normconv", delta=1)
+    cfg = ModelConfig.preset("tiny").replace(size=64, fill="normconv", head_highpass=True, delta=1)
     torch.manual_seed(0)
     model = VRetouchEr(cfg).eval()
     clip = torch.rand(1, 2, 3, 64, 64) * 2 - 1
@@ -130,7 +130,8 @@ def test_fill_model_is_exact_where_mask_is_zero_and_fills_holes():
     assert o.logits is not None and o.logits.shape == (1, 2, 1, 64, 64)
     keep = o.mask == 0
     assert torch.equal(o.out.expand_as(clip[:, 0])[keep.expand_as(clip[:, 0])], clip[:, 0][keep.expand_as(clip[:, 0])])
-    assert ModelConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "fill"}).fill == "none"  # old files
+    old = ModelConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k not in ("fill", "head_highpass")})
+    assert old.fill == "none" and old.head_highpass is False  # files written before these fields
 
 
 def test_cache_and_patch_clips(tmp_path):

@@ -56,6 +56,10 @@ class ModelConfig:
     # "add texture" instead of "paint skin from scratch" (MODEL.md §5: the fill-in was the
     # bottleneck of CPU training). Weights files without the field load as "none".
     fill: str = "none"
+    # I also sees the image's local contrast at full resolution (the image minus two Gaussian
+    # blurs of it): a blemish is a small local deviation in colour and lightness, and the head
+    # otherwise has to learn that comparison from a few 3×3 convs.
+    head_highpass: bool = False
     # -- discriminator (training only) -------------------------------------------------------
     disc_channels: int = 64
     disc_scales: int = 3

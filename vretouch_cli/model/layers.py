@@ -195,6 +195,14 @@ def _blur_matrix(n: int, sigma: float) -> Tensor:
     return m.float()
 
 
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of [..., H, W] with reflected borders (as two small matmuls)."""
+    h, w = x.shape[-2:]
+    bw = _blur_matrix(w, float(sigma)).to(x.device, x.dtype)
+    bh = _blur_matrix(h, float(sigma)).to(x.device, x.dtype)
+    return bh.t() @ (x @ bw)
+
+
 class NormConvFill(nn.Module):
     """Classical fill of masked pixels from their unmasked surroundings (no parameters).
 
@@ -212,19 +220,13 @@ class NormConvFill(nn.Module):
         self.sigmas = tuple(s * scale for s in sigmas_256)
         self.weights = tuple(0.25**i for i in range(len(self.sigmas)))
 
-    def _blur(self, x: Tensor, sigma: float) -> Tensor:
-        h, w = x.shape[-2:]
-        bw = _blur_matrix(w, sigma).to(x.device, x.dtype)
-        bh = _blur_matrix(h, sigma).to(x.device, x.dtype)
-        return bh.t() @ (x @ bw)
-
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         hole = F.max_pool2d(mask.to(image.dtype), 3, stride=1, padding=1)  # skip the spot's rim too
         keep = 1.0 - hole
         stack = torch.cat([image * keep, keep], dim=1)
         acc = None
         for sigma, c in zip(self.sigmas, self.weights):
-            b = self._blur(stack, sigma) * c
+            b = gaussian_blur(stack, sigma) * c
             acc = b if acc is None else acc + b
         num, den = acc[:, :3], acc[:, 3:]
         eps = 1e-4

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig
-from .layers import ConvAct, conv2d, upsample2
+from .layers import ConvAct, conv2d, gaussian_blur, upsample2
 
 # Initial biases: the maps start small (σ(-2) ≈ 0.12, σ(-3) ≈ 0.05) but not saturated, so
 # gradients flow from the first step.
@@ -56,17 +56,26 @@ class MaskHead(nn.Module):
         h = cfg.head_channels
         enc = cfg.encoder_channels
         self.inp = ConvAct(cfg.mask_channels, h, kernel=1)
-        self.ups = nn.ModuleList([ConvAct(h + enc[2], h), ConvAct(h + enc[1], h), ConvAct(h + enc[0], h)])
+        self.highpass = tuple(s * cfg.size / 256.0 for s in (1.5, 4.0)) if cfg.head_highpass else ()
+        extra = 3 * len(self.highpass)
+        self.ups = nn.ModuleList([ConvAct(h + enc[2], h), ConvAct(h + enc[1], h), ConvAct(h + enc[0] + extra, h)])
         self.out = conv2d(h, 1, gain_slope=None)
         with torch.no_grad():
             self.out.weight.mul_(0.5)
             self.out.bias.fill_(HEAD_BIAS)
         self.floor = float(cfg.mask_floor)
 
-    def logits(self, mask: Tensor, skips: Sequence[Tensor]) -> Tensor:
-        """mask [B, C_m, S/8, S/8], skips = encoder features (list of six) → logits [B, 1, S, S]."""
+    def logits(self, mask: Tensor, skips: Sequence[Tensor], image: Tensor | None = None) -> Tensor:
+        """mask [B, C_m, S/8, S/8], skips = encoder features (list of six), image [B, 3, S, S] (needed
+        with ``head_highpass``) → logits [B, 1, S, S]."""
         x = self.inp(mask)
-        for conv, skip in zip(self.ups, (skips[2], skips[1], skips[0])):
+        full = skips[0]
+        if self.highpass:
+            if image is None:
+                raise ValueError("this mask head reads the image's local contrast: pass image")
+            img = image.to(full.dtype)
+            full = torch.cat([full] + [(img - gaussian_blur(img, s)) * 4.0 for s in self.highpass], dim=1)
+        for conv, skip in zip(self.ups, (skips[2], skips[1], full)):
             x = upsample2(x)
             x = conv(torch.cat([x, skip.to(x.dtype)], dim=1))
         return self.out(x)
@@ -79,7 +88,7 @@ class MaskHead(nn.Module):
         stretched = (1.0 + 2.0 * self.floor) * p - self.floor
         return stretched + (stretched.clamp(0.0, 1.0) - stretched).detach()
 
-    def forward(self, mask: Tensor, skips: Sequence[Tensor]) -> Tensor:
+    def forward(self, mask: Tensor, skips: Sequence[Tensor], image: Tensor | None = None) -> Tensor:
         """mask [B, C_m, S/8, S/8] in [0, 1], skips (encoder features of the same frames) → [B, 1, S, S] in [0, 1].
 
         The sigmoid is stretched by ``mask_floor`` ε and clipped, (1 + 2ε)·σ − ε, so the map reaches
@@ -87,4 +96,4 @@ class MaskHead(nn.Module):
         straight-through: gradients are those of the unclipped map, so a pixel that fell below 0
         can still be pulled back up during training.
         """
-        return self.to_map(self.logits(mask, skips))
+        return self.to_map(self.logits(mask, skips, image))

@@ -91,7 +91,7 @@ class VRetouchEr(nn.Module):
             if has_prev is not None:
                 flow = torch.where(has_prev.view(-1, 1, 1, 1), flow, torch.zeros_like(flow))
             refined = self.fir(m_raw, prev_mask, flow, has_prev)
-        mask_pix = self.mask_head(refined, skips)
+        mask_pix = self.mask_head(refined, skips, image)
         kv = self.mma.frame_kv(skips[-1], refined)
         return FrameState(image, skips, m_raw, refined, mask_pix, kv, flow)
 
@@ -136,9 +136,9 @@ class VRetouchEr(nn.Module):
         for j in range(1, t):
             refined.append(self.fir(m_raw_t[:, j], refined[-1], flows[:, j - 1]))
         refined_all = torch.stack(refined, dim=1).view(b * t, *m_raw.shape[1:])
-        logits = self.mask_head.logits(refined_all, skips)
+        logits = self.mask_head.logits(refined_all, skips, frames)
         masks = self.mask_head.to_map(logits)
-        masks_raw = self.mask_head(m_raw, skips).view(b, t, 1, *size) if return_raw else None
+        masks_raw = self.mask_head(m_raw, skips, frames).view(b, t, 1, *size) if return_raw else None
         kv = [(k.view(b, t, *k.shape[1:]), v.view(b, t, *v.shape[1:])) for k, v in self.mma.frame_kv(skips[-1], refined_all)]
 
         def pick(x: Tensor) -> Tensor:
