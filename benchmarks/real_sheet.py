@@ -3,7 +3,7 @@
 Frames of the shared videos (several cameras, resolutions and compressions) and held-out studio
 photos (people never trained on) go through ``vretouch``'s own stream (detect, track, align, model,
 paste-back). For each picked frame the sheet shows the face as it was, as it comes out, and the
-change ×4; the report gives the share of face-region pixels (the pipeline's face ellipse > 0.5)
+change ×16 (changes are small); the report gives the share of face-region pixels (the pipeline's face ellipse > 0.5)
 changed by more than 5 levels, and that share on the features (eyes, brows, nostrils, lips).
 
     python benchmarks/real_sheet.py --out docs/retouch_sheet.png [--weights W] [--json runs/real_sheet.json]
@@ -69,7 +69,7 @@ def _tiles(result, tile: int) -> tuple[list[np.ndarray], dict]:
     m = face.affine.copy() * (tile / size)
     before = cv2.warpAffine(before_f, m, (tile, tile), flags=cv2.INTER_AREA)
     after = cv2.warpAffine(after_f, m, (tile, tile), flags=cv2.INTER_AREA)
-    change = np.clip(np.abs(after.astype(np.int16) - before.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
+    change = np.clip(np.abs(after.astype(np.int16) - before.astype(np.int16)) * 16, 0, 255).astype(np.uint8)
     return [before, after, change], stats
 
 
@@ -107,7 +107,7 @@ def main() -> None:
         img = Image.fromarray(row)
         ImageDraw.Draw(img).text((4, 4), f"{label}  >5 lv: {stats['changed_gt5_face_percent']:.2f}% of face", fill=(255, 255, 0))
         rows.append(np.asarray(img))
-    # Two entries per row: before | after | change ×4, twice.
+    # Two entries per row: before | after | change ×16, twice.
     if len(rows) % 2:
         rows.append(np.zeros_like(rows[0]))
     grid = np.concatenate([np.concatenate(rows[i : i + 2], axis=1) for i in range(0, len(rows), 2)], axis=0)

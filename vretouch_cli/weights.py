@@ -28,7 +28,7 @@ DEFAULT_FILENAME = "vretouch-tiny.safetensors"
 # Hub repository for larger models; ``owner/name:file`` selects another file.
 DEFAULT_HUB_REPO = "vretouch/vretouch"
 # SHA-256 of the shipped default weights, checked on every load of that file.
-DEFAULT_SHA256: str | None = "3be6bcce37164bc4dd94b432b4717f68a73961116e017ddfc6b3106aa81bbd60"
+DEFAULT_SHA256: str | None = "f99b8fbcdb26fff84e4d7d07f585cdcf6513302d1baf3c697dbbb20a4bd38e99"
 
 
 # Folder inside the installed package that holds the shipped weights and their model card
