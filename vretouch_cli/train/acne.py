@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .blemish import SkinGeometry, _sample_points, face_regions, lab_to_rgb, rgb_to_lab, template_landmarks
+from .blemish import SkinGeometry, clustered_points, face_regions, lab_to_rgb, rgb_to_lab, template_landmarks
 
 SPOT_KINDS = ("dot", "papule", "pustule", "mark", "comedone")
 CLASS_OF = {"dot": "acne", "papule": "acne", "pustule": "acne", "mark": "marks", "comedone": "marks", "redness": "redness"}
@@ -204,21 +204,7 @@ def synthesize_acne(
     n_spots = max(n_spots, 1)
 
     # Positions: clusters on the weighted regions, the rest scattered.
-    n_clustered = int(round(n_spots * params.clustered))
-    centres = _sample_points(geometry.weight, max(1, int(rng.poisson(1 + n_clustered / 10))), rng)
-    spread = rng.uniform(0.06, 0.2, len(centres)) * geometry.eye_dist
-    points = []
-    for _ in range(n_clustered):
-        if not len(centres):
-            break
-        c = rng.integers(len(centres))
-        for _try in range(6):
-            p = centres[c] + rng.normal(0.0, spread[c], 2)
-            xi, yi = int(round(p[0])), int(round(p[1]))
-            if 0 <= xi < size and 0 <= yi < size and allowed[yi, xi]:
-                points.append(p)
-                break
-    points.extend(_sample_points(geometry.weight, n_spots - len(points), rng))
+    points = clustered_points(geometry.weight, allowed, geometry.eye_dist, n_spots, params.clustered, rng, per_cluster=10, spread=(0.06, 0.2), tries=6)
 
     dL_rel = zeros.copy()
     da = zeros.copy()

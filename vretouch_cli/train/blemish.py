@@ -194,6 +194,32 @@ def _sample_points(weight: np.ndarray, count: int, rng: np.random.Generator) -> 
     return np.stack([xs + rng.uniform(-0.5, 0.5, count), ys + rng.uniform(-0.5, 0.5, count)], axis=1)
 
 
+def clustered_points(
+    weight: np.ndarray, allowed: np.ndarray, eye_dist: float, n_spots: int, clustered: float, rng: np.random.Generator,
+    per_cluster: float = 12, spread: tuple[float, float] = (0.05, 0.16), tries: int = 8,
+) -> list:
+    """Spot centres (x, y): a share ``clustered`` scattered around a few cluster centres drawn on
+    ``weight`` (about one cluster per ``per_cluster`` spots, Gaussian spread of ``spread`` eye
+    distances, only where ``allowed``), the rest drawn on ``weight`` directly."""
+    size = weight.shape[0]
+    n_clustered = int(round(n_spots * clustered))
+    centres = _sample_points(weight, max(1, int(rng.poisson(1 + n_clustered / per_cluster))), rng)
+    sd = rng.uniform(spread[0], spread[1], len(centres)) * eye_dist
+    points = []
+    for _ in range(n_clustered):
+        if not len(centres):
+            break
+        c = rng.integers(len(centres))
+        for _try in range(tries):
+            p = centres[c] + rng.normal(0.0, sd[c], 2)
+            xi, yi = int(round(p[0])), int(round(p[1]))
+            if 0 <= xi < size and 0 <= yi < size and allowed[yi, xi]:
+                points.append(p)
+                break
+    points.extend(_sample_points(weight, n_spots - len(points), rng))
+    return points
+
+
 @dataclass(frozen=True)
 class SkinGeometry:
     """What the synthesiser needs to know about one face (depends only on the image, so a data
@@ -254,22 +280,7 @@ def synthesize_blemishes(
     allowed = skin > 0.5
 
     # Clusters: a few centres on the weighted regions, spots scattered around them.
-    n_clustered = int(round(n_spots * params.clustered))
-    n_clusters = max(1, int(rng.poisson(1 + n_clustered / 12)))
-    centres = _sample_points(weight, n_clusters, rng)
-    spread = rng.uniform(0.05, 0.16, len(centres)) * geo.eye_dist
-    points = []
-    for _ in range(n_clustered):
-        if not len(centres):
-            break
-        c = rng.integers(len(centres))
-        for _try in range(8):
-            p = centres[c] + rng.normal(0.0, spread[c], 2)
-            xi, yi = int(round(p[0])), int(round(p[1]))
-            if 0 <= xi < size and 0 <= yi < size and allowed[yi, xi]:
-                points.append(p)
-                break
-    points.extend(_sample_points(weight, n_spots - len(points), rng))
+    points = clustered_points(weight, allowed, geo.eye_dist, n_spots, params.clustered, rng, per_cluster=12, spread=(0.05, 0.16), tries=8)
 
     intensity = rng.uniform(*params.intensity_range)
     shift = np.zeros((size, size, 3), np.float32)
