@@ -74,7 +74,6 @@ def main() -> None:
     from vretouch_cli.train.motion import random_motion, warp_frames
     from vretouch_cli.weights import resolve_weights
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = load_model(resolve_weights(args.weights), device="cpu")
     cfg = model.config
     S = cfg.size

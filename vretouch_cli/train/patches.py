@@ -41,7 +41,7 @@ def _face_job(args) -> dict:
     """Everything for one face (runs in a worker process)."""
     import cv2
 
-    from .acne import AcneParams, synthesize_acne
+    from .acne import synthesize_acne
     from .blemish import skin_geometry
     from .cleanup import clean_target
     from .photometric import apply_camera
