@@ -62,13 +62,15 @@ class FaceResult:
     affine: np.ndarray  # 2×3, frame → crop
     mask_crop: np.ndarray  # S×S float32 in [0, 1]: the imperfection map the model composed with
     frame_shape: tuple[int, int]
+    skin_crop: np.ndarray | None = None  # S×S float32 in [0, 1]: the skin weight the paste applied
 
     @property
     def mask_frame(self) -> np.ndarray:
         """The imperfection map warped to frame coordinates (H×W float32 in [0, 1])."""
         from .face.paste import warp_mask_to_frame
 
-        return warp_mask_to_frame(self.mask_crop, self.affine, self.frame_shape)
+        mask = self.mask_crop if self.skin_crop is None else self.mask_crop * self.skin_crop
+        return warp_mask_to_frame(mask, self.affine, self.frame_shape)
 
 
 @dataclass
@@ -210,7 +212,6 @@ class FaceStream:
         # A single image cannot confirm a track over two frames.
         single = self.info.kind == "image" or self.info.frame_count == 1
         self.tracker = FaceTracker(min_hits=1) if single else FaceTracker()
-        self._ones = np.ones((self.size, self.size), np.float32)
         self.retoucher = SlidingRetoucher(model, delta=window, device=device, dtype=dtype)
         self.face_frames = 0
         self.track_ids: set[int] = set()
@@ -263,6 +264,7 @@ class FaceStream:
 
     def _paste(self, pending: _Pending) -> FrameResult:
         from .face.paste import paste_correction
+        from .face.regions import skin_weight
 
         frame = pending.frame
         image = frame.image
@@ -276,8 +278,10 @@ class FaceStream:
                     # out − crop is already M_pix·(G − crop): paste it with a unit weight.
                     correction = (res.out.float() - crop).permute(1, 2, 0).numpy()
                     mask = res.mask[0].float().numpy()
-                    paste_correction(image, correction, self._ones, affine, strength=self.strength)
-                    faces.append(FaceResult(track_id, affine, mask, image.shape[:2]))
+                    # Only on the face's own skin: never on the silhouette against background or hair.
+                    skin = skin_weight(crop.permute(1, 2, 0).numpy())
+                    paste_correction(image, correction, skin, affine, strength=self.strength)
+                    faces.append(FaceResult(track_id, affine, mask, image.shape[:2], skin))
             self.face_frames += 1
         return FrameResult(frame, image, faces)
 

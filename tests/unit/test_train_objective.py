@@ -62,6 +62,39 @@ def test_soft_dice_and_region_terms():
     assert float(region_l1(a, b, 1 - r)) == 0.0
 
 
+def test_training_target_scale_sets_how_sharp_the_map_is():
+    from vretouch_cli.train.losses import gt_imperfection_map
+
+    raw = torch.zeros(1, 3, 8, 8)
+    tgt = raw.clone()
+    tgt[..., 2, 2] = 8 / 127.5  # an 8-level spot, in the model's [-1, 1] range
+    assert float(gt_imperfection_map(raw, tgt, 0.1).max()) == pytest.approx(8 / 255 / 0.1, rel=1e-4)  # partial
+    assert float(gt_imperfection_map(raw, tgt, 0.03).max()) == 1.0  # full: the composition replaces it
+
+
+def test_skin_weight_keeps_spots_and_drops_the_silhouette():
+    from vretouch_cli.face.regions import skin_weight
+
+    size = 128
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = (60, 160, 90)  # green screen
+    face = np.zeros((size, size), np.uint8)
+    cv2.ellipse(face, (64, 72), (40, 52), 0, 0, 360, 1, -1)
+    img[face > 0] = (205, 160, 135)
+    for y, x in ((70, 45), (80, 84), (95, 60)):  # red spots and a dark mark on the cheeks
+        cv2.circle(img, (x, y), 2, (175, 95, 90), -1)
+    cv2.circle(img, (70, 100), 3, (90, 60, 50), -1)
+    w = skin_weight(img)
+    assert w.shape == (size, size) and w.dtype == np.float32
+    assert w[70, 45] > 0.95 and w[80, 84] > 0.95 and w[100, 70] > 0.95  # spots stay correctable
+    assert w[5, 5] < 0.01 and w[72, 20] < 0.01  # background
+    assert w[72, 24] < 0.5  # right at the silhouette: no correction lands on the edge
+    # float crops in the model's range give the same weight
+    assert np.allclose(skin_weight(img.astype(np.float32) / 127.5 - 1.0), w, atol=1e-3)
+    # no skin-like cheeks to go on: the weight does not cut anything
+    assert (skin_weight(np.full((size, size, 3), 30, np.uint8)) == 1).all()
+
+
 def _face(size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     img = np.empty((size, size, 3), np.float32)
@@ -166,3 +199,18 @@ def test_cache_and_patch_clips(tmp_path):
     warped = torch.nn.functional.grid_sample(f0, grid, align_corners=True)[0]
     err = (warped - a["target"][1].float()).abs()[:, 6:-6, 6:-6].mean()
     assert float(err) < 3.0
+    # Outline crops: centred on the face ellipse's edge (where silhouettes are), so they hold both
+    # the face and what lies outside it.
+    from vretouch_cli.face.paste import face_region_mask
+
+    edge = PatchDataset(tmp_path / "cache", frames=1, params=PatchParams(patch=32, spot_centred=0.0, edge_centred=1.0))
+    region = face_region_mask(64)
+    for seed in range(6):
+        item = edge[(seed % 12, seed)]
+        aff = item["affines"][0].numpy()  # frame → crop coordinates of the (moved) template
+        inv = cv2.invertAffineTransform(aff.astype(np.float64))
+        ys, xs = np.mgrid[0:32, 0:32]
+        sx = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
+        sy = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
+        inside = cv2.remap(region, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR)
+        assert inside.max() > 0.5 and inside.min() < 0.05, seed

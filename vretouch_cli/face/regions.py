@@ -15,7 +15,7 @@ import numpy as np
 
 from .align import template
 
-__all__ = ["face_frame", "face_regions", "feature_mask"]
+__all__ = ["face_frame", "face_regions", "feature_mask", "skin_weight"]
 
 
 def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
@@ -86,3 +86,45 @@ def feature_mask(size: int) -> np.ndarray:
     """Soft map (float32 S×S in [0, 1]) of eyes, brows, nostrils and lips of a crop aligned to the
     FFHQ template: 1 on the features, falling to 0 around them."""
     return _template_features(int(size)).copy()
+
+
+@lru_cache(maxsize=8)
+def _template_cheeks(size: int) -> np.ndarray:
+    r = face_regions(template(size).astype(np.float32), size)
+    m = (np.maximum(r["cheek_l"], r["cheek_r"]) * (1.0 - r["exclude"])) > 0.5
+    m.setflags(write=False)
+    return m
+
+
+def skin_weight(crop: np.ndarray) -> np.ndarray:
+    """Where an aligned crop (S×S×3 RGB, uint8 or float in the model's [-1, 1]) is the face's own
+    skin: float32 S×S in [0, 1].
+
+    Colour test in Lab against the median of the crop's cheeks (so it follows the person's tone
+    and the light), generous enough for shading and red or brown spots; then every non-skin patch
+    narrower than about S/12 (spots, pustules, moles, freckles, pores: what may be corrected or
+    kept is the model's call, not this mask's) is closed back into the skin, and the edge
+    is feathered. What stays out is large: background, hair, beard, clothing, hands, at the face's
+    silhouette where a correction must never land. A crop whose cheeks are not skin-like at all
+    (the test has nothing to go on) gets all ones.
+    """
+    import cv2
+
+    size = crop.shape[0]
+    if crop.dtype != np.uint8:
+        crop = np.clip((np.asarray(crop, np.float32) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    lab = cv2.cvtColor(np.ascontiguousarray(crop[..., :3]), cv2.COLOR_RGB2Lab).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0  # uint8 Lab: L in 0–255, a and b offset by 128
+    cheeks = _template_cheeks(size)
+    ref = np.median(lab[cheeks], axis=0)
+    dl = lab[..., 0] - ref[0]
+    dc = np.hypot(lab[..., 1] - ref[1], lab[..., 2] - ref[2])
+    skin = ((dl > -35.0) & (dl < 25.0) & (dc < 18.0)).astype(np.uint8)
+    if skin[cheeks].mean() < 0.5:
+        return np.ones((size, size), np.float32)
+    k = max(3, int(round(size / 12.0)) | 1)
+    skin = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    # keep a margin from the silhouette, then feather it
+    e = max(3, int(round(size / 96.0)) | 1)
+    skin = cv2.erode(skin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e)))
+    return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), size / 160.0)
