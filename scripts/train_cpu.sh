@@ -24,7 +24,7 @@ CACHE=.devdata/cache256
 [ -f "$CACHE/cache.json" ] || "$VT" train --build-cache "$PREP" -o "$CACHE" --size 256 --cache-variants 10
 
 COMMON=(--data "$CACHE" --preset tiny --objective balanced --model-option fill=normconv
-        --model-option head_channels=16 --model-option head_highpass=true --vgg-weights none --w-adv 0
+        --model-option head_channels=16 --model-option head_highpass=true --vgg-weights none --w-adv 0 --gt-scale 0.03
         --lr 5e-4 --steps 1000000 --val-every 500 --val-items 12 --log-every 20 --ckpt-every 0
         --ckpt-minutes 10 --device cpu)
 "$VT" train "${COMMON[@]}" --out "$RUN/stage1" --window 1 --batch-size 4 --max-minutes "$M1" ${INIT:+--init "$INIT"}

@@ -131,6 +131,7 @@ def test_usage_errors_are_one_line(tmp_path, ffhqr, capsys):
         (["train", "--out", tmp_path / "nothing", "--resume"], "no checkpoint"),
         (["train", "--out", tmp_path / "x"], "--data"),
         (["train", "--data", ffhqr, "--out", tmp_path / "y", "--preset", "huge"], "preset"),
+        (["train", "--data", ffhqr, "--out", tmp_path / "z", "--gt-scale", "0"], "--gt-scale"),
         (["train", "--export", tmp_path / "nothing", "-o", tmp_path / "w.safetensors"], "no checkpoint"),
     ):
         with pytest.raises(SystemExit) as info:

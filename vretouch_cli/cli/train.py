@@ -64,6 +64,7 @@ def train(
     ring_weight: Optional[float] = typer.Option(None, "--ring-weight", help="balanced: weight of the clean ring around blemishes (default 4)."),
     init: Optional[str] = typer.Option(None, "--init", help="Start G from this weights file (same architecture; δ and S may differ)."),
     patch: Optional[int] = typer.Option(None, "--patch", help="Crop size for --data-mode patches (default 128; 0 = whole faces)."),
+    gt_scale: Optional[float] = typer.Option(None, "--gt-scale", help="M_gt = |raw − target| / this (in [0, 1] units), clipped to 1 (default 0.1, the evaluator's)."),
     build_cache: Optional[Path] = typer.Option(None, "--build-cache", help="Make the cached training pairs of this --prepare-faces folder into -o and exit."),
     cache_variants: int = typer.Option(10, "--cache-variants", help="Blemished variants per training face for --build-cache."),
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Max gradient norm (default 1; 0 = off)."),
@@ -118,7 +119,9 @@ def train(
         )
         if v is not None
     }
-    for k, v in (("objective", objective), ("init", init), ("patch", patch)):
+    if gt_scale is not None and not gt_scale > 0:
+        raise UsageError(f"--gt-scale must be > 0, got {gt_scale}")
+    for k, v in (("objective", objective), ("init", init), ("patch", patch), ("gt_map_scale", gt_scale)):
         if v is not None:
             given[k] = v
     for k, v in list(lw.items()) + [(k, given[k]) for k in ("steps", "batch_size", "lr") if k in given]:
@@ -298,11 +301,10 @@ def _train(cfg, resume: bool, given: dict, console) -> None:
         def on_step(self, step, record):
             if plain and record:
                 ls = record["losses"]
-                console.print(
-                    f"step {step}: {record['steps_per_s']:.2f} it/s, G {ls.get('total_g', float('nan')):.4f} "
-                    f"(l1 {ls.get('l1', float('nan')):.4f}, imp {ls.get('imp', float('nan')):.4f}, flow {ls.get('flow', float('nan')):.3f}), "
-                    f"D {ls.get('d', float('nan')):.3f}", soft_wrap=True
-                )
+                # the terms this run's objective has, in a fixed order (paper: l1, imp; balanced: spot …)
+                shown = ", ".join(f"{k} {ls[k]:.4f}" for k in ("l1", "imp", "spot", "clean", "gen", "bce", "dice", "flow") if k in ls)
+                d = f", D {ls['d']:.3f}" if "d" in ls else ""
+                console.print(f"step {step}: {record['steps_per_s']:.2f} it/s, G {ls.get('total_g', float('nan')):.4f} ({shown}){d}", soft_wrap=True)
             fields = {}
             if record:
                 fields["speed"] = f"{record['steps_per_s']:.2f} it/s"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -148,10 +149,21 @@ def load_cache(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
+@lru_cache(maxsize=4)
+def _outline(size: int) -> np.ndarray:
+    """The band around the face ellipse's edge in an aligned crop, where cheeks, jaw and hairline
+    meet background or hair: crops centred there teach the model to leave silhouettes alone."""
+    from ..face.paste import face_region_mask
+
+    m = face_region_mask(size)
+    return (m > 0.02) & (m < 0.6)
+
+
 @dataclass(frozen=True)
 class PatchParams:
     patch: int = 128  # crop size (0 = whole frames)
-    spot_centred: float = 0.85  # share of crops centred on a blemish pixel
+    spot_centred: float = 0.75  # share of crops centred on a blemish pixel
+    edge_centred: float = 0.15  # share centred on the face outline (cheek, jaw, hairline against background or hair)
     motion: MotionParams = MotionParams()
 
 
@@ -193,6 +205,10 @@ class PatchDataset(Dataset):
                 if len(ys):
                     j = rng.integers(len(ys))
                     cy, cx = int(ys[j]) + int(rng.integers(-P // 4, P // 4 + 1)), int(xs[j]) + int(rng.integers(-P // 4, P // 4 + 1))
+            elif rng.random() < self.params.edge_centred / max(1e-6, 1.0 - self.params.spot_centred):
+                ys, xs = np.nonzero(_outline(S))
+                j = rng.integers(len(ys))
+                cy, cx = int(ys[j]), int(xs[j])
             if cy is None:  # anywhere on the face (the central part of an aligned crop)
                 cy, cx = int(rng.integers(int(0.25 * S), int(0.8 * S))), int(rng.integers(int(0.2 * S), int(0.8 * S)))
             y0 = int(np.clip(cy - P // 2, 0, S - P))
