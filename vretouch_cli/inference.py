@@ -60,8 +60,14 @@ class SlidingRetoucher:
     per-frame parts of about δ+1 frames.
     """
 
-    def __init__(self, model, delta: int | None = None, device: torch.device | str = torch.device("cpu"), dtype: torch.dtype | None = None, max_batch: int = 8):
+    def __init__(
+        self, model, delta: int | None = None, device: torch.device | str = torch.device("cpu"), dtype: torch.dtype | None = None,
+        max_batch: int = 8, select: Sequence[float] | None = None,
+    ):
         cfg = model.config
+        classes = tuple(getattr(cfg, "classes", ()))
+        if select is not None and len(select) != len(classes):
+            raise UsageError(f"select has {len(select)} weight(s) but the model has {len(classes)} class head(s)")
         delta = cfg.delta if delta is None else int(delta)
         if not 1 <= delta <= MAX_DELTA:
             raise UsageError(f"window δ={delta} is out of range: choose 1 to {MAX_DELTA} reference frames")
@@ -75,6 +81,7 @@ class SlidingRetoucher:
         self.dtype = None if dtype in (None, torch.float32) else dtype
         self.max_batch = int(max_batch)
         self.size = int(cfg.size)
+        self.select = None if select is None else [float(v) for v in select]
         self._tracks: OrderedDict[Hashable, _Track] = OrderedDict()
 
     # -- public --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -42,6 +42,7 @@ class MasksReport:
     maps: int = 0
     tracks: set[int] = field(default_factory=set)
     videos: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. the weights cannot apply the class selection as asked
 
 
 def map_to_uint8(mask: np.ndarray) -> np.ndarray:
@@ -166,8 +167,14 @@ def export_masks(
     overwrite: bool = False,
     model=None,
     progress: Callable[[int, int | None], None] | None = None,
+    remove: str | Sequence[str] | None = None,
+    keep: str | Sequence[str] | None = None,
+    strength: float | str | Mapping[str, float] = 1.0,
 ) -> MasksReport:
     """Write the imperfection maps of ``input`` into the folder ``output`` (see the module docstring).
+
+    ``remove``, ``keep`` and ``strength`` are those of :func:`~vretouch_cli.pipeline.retouch_video`:
+    the maps are the weights the correction would be pasted with.
 
     Videos go through the project's sinks (temporary file, renamed on success) and the maps are
     written to a hidden staging folder moved into place at the end: a failed or interrupted run
@@ -178,14 +185,20 @@ def export_masks(
 
     in_path, folder = Path(input), Path(output)
     # Everything that needs no model first (it takes seconds to load).
-    validate_options(window=window, strength=1.0, faces=faces, codec=codec, crf=crf, start=start, duration=duration, preset=preset)
+    validate_options(
+        window=window, strength=strength, faces=faces, codec=codec, crf=crf, start=start, duration=duration, preset=preset,
+        remove=remove, keep=keep,
+    )
     if not in_path.exists():
         raise InputError(f"input not found: {in_path}")
     check_masks_output(folder, overwrite)
     source = open_source(in_path, start=start, duration=duration)
-    stream = open_stream(in_path, weights=weights, device=device, window=window, faces=faces, start=start, duration=duration, model=model, source=source)
+    stream = open_stream(
+        in_path, weights=weights, device=device, window=window, faces=faces, start=start, duration=duration, model=model,
+        source=source, remove=remove, keep=keep, strength=strength,
+    )
     info = stream.info
-    report = MasksReport(folder)
+    report = MasksReport(folder, notes=list(stream.notes))
     sinks: list = []
     staging: Path | None = None
     created = False
@@ -201,6 +214,8 @@ def export_masks(
             union = np.zeros(image.shape[:2], np.float32)
             for face in result.faces:
                 m = np.asarray(face.mask_frame, np.float32)
+                if stream.strength != 1.0:  # weights without class heads: the paste's merged strength
+                    m = m * np.float32(stream.strength)
                 np.maximum(union, m, out=union)
                 _write_png(staging / "maps" / MAP_NAME.format(index=frame.index, track=face.track_id), map_to_uint8(m))
                 report.maps += 1

@@ -15,11 +15,14 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .errors import InputError, NoFaceError, UsageError
+
+if TYPE_CHECKING:
+    from .classes import Selection
 
 STAGES = ("decode", "detect", "align", "model", "paste", "encode")
 CODECS = ("libx264", "libx265", "libvpx-vp9", "ffv1")
@@ -94,6 +97,7 @@ class RunReport:
     startup_seconds: float = 0.0  # opening the input, loading the model and detector, opening the output
     stage_seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. the weights cannot apply the class selection as asked
     copied_through: bool = False
 
     @property
@@ -132,19 +136,23 @@ class _Pending:
 def validate_options(
     *,
     window: int | None,
-    strength: float,
+    strength: float | str | Mapping[str, float],
     faces: str,
     codec: str | None,
     crf: int | None,
     start: float | None = None,
     duration: float | None = None,
     preset: str | None = None,
-) -> None:
-    """Reject out-of-range options before any work is done (one line each)."""
+    remove: str | Sequence[str] | None = None,
+    keep: str | Sequence[str] | None = None,
+) -> "Selection":
+    """Reject out-of-range options before any work is done (one line each); returns the checked
+    class selection (``remove``, ``keep`` and ``strength``, see :mod:`vretouch_cli.classes`)."""
+    from .classes import resolve_selection
+
     if window is not None and not 1 <= int(window) <= 8:
         raise UsageError(f"--window must be between 1 and 8, got {window}")
-    if not 0.0 <= float(strength) <= 1.0:
-        raise UsageError(f"--strength must be between 0 and 1, got {strength}")
+    selection = resolve_selection(remove, keep, strength)
     if faces not in FACE_CHOICES:
         raise UsageError(f"--faces must be one of {', '.join(FACE_CHOICES)}, got {faces!r}")
     if codec is not None and codec not in CODECS:
@@ -161,6 +169,7 @@ def validate_options(
         close = difflib.get_close_matches(preset, ENCODER_PRESETS, n=1)
         hint = f"; did you mean {close[0]}?" if close else f" (choose one of {', '.join(ENCODER_PRESETS)})"
         raise UsageError(f"--preset {preset!r} is not an encoder preset{hint}")
+    return selection
 
 
 def resolve_codec(output: str | Path, codec: str | None) -> str | None:
@@ -193,8 +202,13 @@ class FaceStream:
     per-stage times; ``face_frames`` and ``tracks`` count what was retouched so far.
     """
 
-    def __init__(self, source, model, *, device, dtype, window: int | None, strength: float, faces: str, timer: StageTimer | None = None):
+    def __init__(
+        self, source, model, *, device, dtype, window: int | None, strength: float | str | Mapping[str, float], faces: str,
+        timer: StageTimer | None = None, remove: str | Sequence[str] | None = None, keep: str | Sequence[str] | None = None,
+    ):
         import torch
+
+        from .classes import resolve_selection
 
         from .face.detect import FaceDetector
         from .face.track import TRACKING_DETECTION_THRESHOLD, FaceTracker
@@ -204,7 +218,15 @@ class FaceStream:
         self.info = source.info
         self.model = model
         self.size = int(model.config.size)
-        self.strength = float(strength)
+        # The selection reaches the model as one weight per class head (strengths included, and
+        # the paste then applies the model's correction as it is); weights without class heads
+        # retouch every class at once, so the paste applies the one merged strength, as before.
+        self.selection = resolve_selection(remove, keep, strength)
+        self.classes = tuple(getattr(model.config, "classes", ()))
+        self.select = self.selection.vector(self.classes) if self.classes else None
+        self.strength = 1.0 if self.classes else float(self.selection.merged_strength)
+        note = self.selection.note(self.classes)
+        self.notes: list[str] = [note] if note else []
         self.faces = faces
         self.timer = timer or StageTimer()
         # Weak detections may extend a track (a face turning away) but never start one.
@@ -212,7 +234,7 @@ class FaceStream:
         # A single image cannot confirm a track over two frames.
         single = self.info.kind == "image" or self.info.frame_count == 1
         self.tracker = FaceTracker(min_hits=1) if single else FaceTracker()
-        self.retoucher = SlidingRetoucher(model, delta=window, device=device, dtype=dtype)
+        self.retoucher = SlidingRetoucher(model, delta=window, device=device, dtype=dtype, select=self.select)
         self.face_frames = 0
         self.track_ids: set[int] = set()
         self._active: set[int] = set()
@@ -341,7 +363,7 @@ def open_stream(
     weights=None,
     device: str = "auto",
     window: int | None = None,
-    strength: float = 1.0,
+    strength: float | str | Mapping[str, float] = 1.0,
     faces: str = "all",
     start: float | None = None,
     duration: float | None = None,
@@ -349,16 +371,20 @@ def open_stream(
     precision: str = "auto",
     timer: StageTimer | None = None,
     source=None,
+    remove: str | Sequence[str] | None = None,
+    keep: str | Sequence[str] | None = None,
 ) -> FaceStream:
     """Open ``input`` and return a :class:`FaceStream` of retouched frames (no output written).
 
     The input is opened (and its first frame decoded) before the model is loaded, so that a bad
     input fails at once. ``source`` is an input opened already (its ``start``/``duration`` apply).
+    ``remove``, ``keep`` and ``strength`` choose what is removed (:mod:`vretouch_cli.classes`);
+    the stream's ``notes`` say when the weights cannot do that as asked.
     """
     from .device import autocast_dtype, resolve_device
     from .video import open_source
 
-    validate_options(window=window, strength=strength, faces=faces, codec=None, crf=None, start=start, duration=duration)
+    validate_options(window=window, strength=strength, faces=faces, codec=None, crf=None, start=start, duration=duration, remove=remove, keep=keep)
     if source is None:
         source = open_source(input, start=start, duration=duration)
     try:
@@ -367,7 +393,10 @@ def open_stream(
         else:
             dev = resolve_device(device)
             model = model.to(dev).eval()
-        return FaceStream(source, model, device=dev, dtype=autocast_dtype(dev, precision), window=window, strength=strength, faces=faces, timer=timer)
+        return FaceStream(
+            source, model, device=dev, dtype=autocast_dtype(dev, precision), window=window, strength=strength, faces=faces,
+            timer=timer, remove=remove, keep=keep,
+        )
     except BaseException:
         source.close()
         raise
@@ -393,7 +422,7 @@ def retouch_video(
     weights=None,
     device: str = "auto",
     window: int | None = None,
-    strength: float = 1.0,
+    strength: float | str | Mapping[str, float] = 1.0,
     faces: str = "all",
     codec: str | None = None,
     crf: int | None = 18,
@@ -406,9 +435,15 @@ def retouch_video(
     model=None,
     progress: Callable[[int, int | None], None] | None = None,
     require_faces: bool = False,
+    remove: str | Sequence[str] | None = None,
+    keep: str | Sequence[str] | None = None,
 ) -> RunReport:
     """Retouch every face of ``input`` (a video, an image or a folder of frames) into ``output``.
 
+    What is removed: ``remove`` (a class list such as ``"acne,redness"`` or ``"all"``; default
+    the temporary classes acne, redness and marks), minus ``keep``, each class at its
+    ``strength`` (``0.7`` for all, or ``"acne=1,redness=0.5"``); see :mod:`vretouch_cli.classes`.
+    Weights without class heads apply any selection as a whole and say so in ``report.notes``.
     ``codec`` defaults to the output container's usual one (VP9 for ``.webm``, H.264 otherwise).
     The output is written to a hidden temporary file beside ``output`` and renamed only when
     the whole run succeeded; on any error (or Ctrl-C) nothing is left at ``output``. When no
@@ -422,14 +457,15 @@ def retouch_video(
     started = time.perf_counter()
     codec, source = _open_checked(
         in_path, out_path, window=window, strength=strength, faces=faces, codec=codec, crf=crf, preset=preset,
-        start=start, duration=duration, overwrite=overwrite,
+        start=start, duration=duration, overwrite=overwrite, remove=remove, keep=keep,
     )
     stream = open_stream(
         in_path, weights=weights, device=device, window=window, strength=strength, faces=faces,
         start=start, duration=duration, model=model, precision=precision, timer=timer, source=source,
+        remove=remove, keep=keep,
     )
     info = stream.info
-    report = RunReport(output=out_path)
+    report = RunReport(output=out_path, notes=list(stream.notes))
     width = info.width * (2 if compare else 1)
     try:
         sink = open_sink(out_path, stream.source, codec=codec, crf=crf, preset=preset, width=width, height=info.height)
@@ -471,13 +507,16 @@ def retouch_video(
     return report
 
 
-def _open_checked(in_path: Path, out_path: Path, *, window, strength, faces, codec, crf, preset, start, duration, overwrite):
+def _open_checked(in_path: Path, out_path: Path, *, window, strength, faces, codec, crf, preset, start, duration, overwrite, remove=None, keep=None):
     """Every check of a run that does not need the model, in the order a user would fix them;
     returns (the codec, the opened source). The model and detector take seconds to load, so
     options, the output's type, codec and folder, and the input itself are checked first."""
     from .video import check_output_path, open_source
 
-    validate_options(window=window, strength=strength, faces=faces, codec=codec, crf=crf, start=start, duration=duration, preset=preset)
+    validate_options(
+        window=window, strength=strength, faces=faces, codec=codec, crf=crf, start=start, duration=duration, preset=preset,
+        remove=remove, keep=keep,
+    )
     if not in_path.exists():
         raise InputError(f"input not found: {in_path}")
     codec = resolve_codec(out_path, codec) or "libx264"
@@ -496,7 +535,7 @@ def check_run(
     output,
     *,
     window: int | None = None,
-    strength: float = 1.0,
+    strength: float | str | Mapping[str, float] = 1.0,
     faces: str = "all",
     codec: str | None = None,
     crf: int | None = 18,
@@ -504,12 +543,14 @@ def check_run(
     start: float | None = None,
     duration: float | None = None,
     overwrite: bool = False,
+    remove: str | Sequence[str] | None = None,
+    keep: str | Sequence[str] | None = None,
 ) -> str:
     """Check a :func:`retouch_video` job without loading the model (a batch checks every input
     first); returns the codec the output will use. Raises the error the run would raise."""
     codec, source = _open_checked(
         Path(input), Path(output), window=window, strength=strength, faces=faces, codec=codec, crf=crf,
-        preset=preset, start=start, duration=duration, overwrite=overwrite,
+        preset=preset, start=start, duration=duration, overwrite=overwrite, remove=remove, keep=keep,
     )
     source.close()
     return codec

@@ -27,3 +27,10 @@ def make_console(*, stderr: bool = True, quiet: bool = False):
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``1 frame``, ``2 frames``, ``0 frames`` (``words`` for irregular plurals)."""
     return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def print_note(console, text: str) -> None:
+    """One ``note:`` line: something the user should know that is not an error or a warning."""
+    from rich.markup import escape
+
+    console.print(f"[cyan]note:[/cyan] {escape(text)}")

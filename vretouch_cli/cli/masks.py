@@ -21,6 +21,9 @@ def masks(
     weights: Optional[str] = options.Weights,
     device: str = options.Device,
     window: Optional[int] = options.Window,
+    remove: Optional[str] = options.Remove,
+    keep: Optional[str] = options.Keep,
+    strength: str = options.Strength,
     faces: str = typer.Option("all", "--faces", help="all | largest"),
     start: Optional[float] = typer.Option(None, "--start", help="Start at this time (seconds)."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Process only this many seconds."),
@@ -38,8 +41,12 @@ def masks(
 
     from ..masks import export_masks
     from ..pipeline import validate_options
+    from .console import print_note
 
-    validate_options(window=window, strength=1.0, faces=faces, codec="libx264", crf=crf, start=start, duration=duration)
+    validate_options(
+        window=window, strength=strength, faces=faces, codec="libx264", crf=crf, start=start, duration=duration,
+        remove=remove, keep=keep,
+    )
     console = make_console()
     progress = Progress(
         TextColumn("[bold]masks"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn(),
@@ -49,9 +56,11 @@ def masks(
         task = progress.add_task("masks", total=None)
         report = export_masks(
             input, output, weights=weights, device=device, window=window, faces=faces, start=start,
-            duration=duration, crf=crf, overwrite=overwrite,
+            duration=duration, crf=crf, overwrite=overwrite, remove=remove, keep=keep, strength=strength,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
+    for note in report.notes:
+        print_note(console, note)
     if report.face_frames == 0:
         console.print(f"[yellow]warning:[/yellow] no face found in {escape(str(input))}; the mask video is black and maps/ is empty")
     if not quiet:

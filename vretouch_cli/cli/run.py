@@ -27,7 +27,9 @@ def run(
     weights: Optional[str] = options.Weights,
     device: str = options.Device,
     window: Optional[int] = options.Window,
-    strength: float = typer.Option(1.0, "--strength", help="How much of the correction to apply, 0–1."),
+    remove: Optional[str] = options.Remove,
+    keep: Optional[str] = options.Keep,
+    strength: str = options.Strength,
     faces: str = typer.Option("all", "--faces", help="all | largest"),
     codec: Optional[str] = typer.Option(None, "--codec", help="libx264 | libx265 | libvpx-vp9 | ffv1 (lossless, .mkv). Default: libvpx-vp9 for .webm, else libx264."),
     crf: int = typer.Option(18, "--crf", help="Constant rate factor (quality) for libx264/libx265/libvpx-vp9."),
@@ -47,12 +49,15 @@ def run(
     """
     from ..pipeline import validate_options
 
-    validate_options(window=window, strength=strength, faces=faces, codec=codec, crf=crf, start=start, duration=duration, preset=preset)
+    validate_options(
+        window=window, strength=strength, faces=faces, codec=codec, crf=crf, start=start, duration=duration, preset=preset,
+        remove=remove, keep=keep,
+    )
     _reject_flag_values(inputs)
     console = make_console(quiet=False)
     settings = dict(
         window=window, strength=strength, faces=faces, codec=codec, crf=crf, preset=preset, start=start,
-        duration=duration, overwrite=overwrite,
+        duration=duration, overwrite=overwrite, remove=remove, keep=keep,
     )
     if len(inputs) == 1 and not batch:
         _single(console, inputs[0], output, weights, device, precision, compare, quiet, settings)
@@ -118,11 +123,22 @@ def _warn(console, text: str) -> None:
     console.print(f"[yellow]warning:[/yellow] {escape(text)}")
 
 
+def _notes(console, report, shown: set[str]) -> None:
+    """Print each note of ``report`` once per command (a batch loads the model once: one note)."""
+    from .console import print_note
+
+    for note in report.notes:
+        if note not in shown:
+            shown.add(note)
+            print_note(console, note)
+
+
 def _single(console, input: Path, output: Path, weights, device, precision, compare, quiet, settings) -> None:
     report = _retouch(
         console, quiet, "retouching", input, output, weights=weights, device=device, precision=precision,
         compare=compare, **settings,
     )
+    _notes(console, report, set())
     for warning in report.warnings:
         _warn(console, warning)
     if quiet:
@@ -178,6 +194,7 @@ def _batch(console, inputs: list[Path], output: Path, weights, device, precision
             raise OutputError(f"-o {output}: cannot create the folder ({exc.strerror or exc})") from exc
 
     rows: list[tuple] = []  # (input, status, frames, tracks, fps, detail)
+    notes: set[str] = set()
     good = []
     for src, dst in jobs:  # every check that needs no model, for every input, before loading it
         try:
@@ -201,6 +218,7 @@ def _batch(console, inputs: list[Path], output: Path, weights, device, precision
                 console.print(f"vretouch: error: {escape(str(exc))}", style="red")
                 rows.append((src, "failed", None, None, None, str(exc)))
                 continue
+            _notes(console, report, notes)
             for warning in report.warnings:
                 _warn(console, warning)
             rows.append((src, "done", report.frames, report.tracks, report.processing_fps, str(dst)))
