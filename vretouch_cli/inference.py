@@ -24,12 +24,15 @@ from .model.config import MAX_DELTA
 
 @dataclass
 class Result:
-    """One retouched crop: ``out`` [3, S, S] float32 CPU in [-1, 1], ``mask`` [1, S, S] float32 CPU in [0, 1]."""
+    """One retouched crop: ``out`` [3, S, S] float32 CPU in [-1, 1], ``mask`` [1, S, S] float32 CPU in
+    [0, 1] (the map the model composed with); with class heads ``class_maps`` [K, S, S] float32
+    CPU in [0, 1], one map per class of the model's ``config.classes`` (else None)."""
 
     key: Any
     track_id: Hashable
     out: Tensor
     mask: Tensor
+    class_maps: Tensor | None = None
 
 
 @dataclass
@@ -40,6 +43,8 @@ class _Frame:
     mask: Tensor  # M̂ [C_m, h, w]
     mask_pix: Tensor  # [1, S, S]
     kv: list[tuple[Tensor, Tensor]]  # per block, [h, w, C]
+    class_maps: Tensor | None = None  # [K, S, S] (class heads only); dropped once emitted
+    keep_pix: Tensor | None = None  # [1, S, S] (class heads only); dropped once emitted
 
 
 @dataclass
@@ -57,7 +62,9 @@ class SlidingRetoucher:
     ``push(items)`` takes the crops of one video frame, ``[(key, track_id, crop [3, S, S] in
     [-1, 1])]``, at most one per track, and returns the :class:`Result`\\ s whose windows became
     complete; ``end_track(track_id)`` and ``flush()`` emit what remains. Memory per track: the
-    per-frame parts of about δ+1 frames.
+    per-frame parts of about δ+1 frames. ``select`` (models with class heads only): one weight in
+    [0, 1] per class of ``model.config.classes``, the classes to remove at their strengths, for
+    every track (None: the model's default, the temporary classes).
     """
 
     def __init__(
@@ -65,7 +72,7 @@ class SlidingRetoucher:
         max_batch: int = 8, select: Sequence[float] | None = None,
     ):
         cfg = model.config
-        classes = tuple(getattr(cfg, "classes", ()))
+        classes = tuple(cfg.classes)
         if select is not None and len(select) != len(classes):
             raise UsageError(f"select has {len(select)} weight(s) but the model has {len(classes)} class head(s)")
         delta = cfg.delta if delta is None else int(delta)
@@ -82,6 +89,7 @@ class SlidingRetoucher:
         self.max_batch = int(max_batch)
         self.size = int(cfg.size)
         self.select = None if select is None else [float(v) for v in select]
+        self._select = None if select is None else torch.tensor(self.select, dtype=torch.float32, device=self.device)
         self._tracks: OrderedDict[Hashable, _Track] = OrderedDict()
 
     # -- public --------------------------------------------------------------------------------
@@ -141,15 +149,16 @@ class SlidingRetoucher:
         images = torch.stack([crop.to(device=dev, dtype=torch.float32) for _, _, crop in items])
         tracks = [self._tracks.setdefault(track_id, _Track()) for _, track_id, _ in items]
         has_prev = [t.last_image is not None for t in tracks]
+        extra = {} if self._select is None else {"select": self._select}
         with torch.inference_mode(), self._autocast():
             if not any(has_prev):
-                state = self.model.frame_step(images)
+                state = self.model.frame_step(images, **extra)
             else:
                 ref = next(t for t in tracks if t.last_mask is not None).last_mask
                 prev_image = torch.stack([t.last_image if t.last_image is not None else images[i] for i, t in enumerate(tracks)])
                 prev_mask = torch.stack([t.last_mask if t.last_mask is not None else torch.zeros_like(ref) for t in tracks])
                 flags = torch.tensor(has_prev, device=dev)
-                state = self.model.frame_step(images, prev_image, prev_mask, None if all(has_prev) else flags)
+                state = self.model.frame_step(images, prev_image, prev_mask, None if all(has_prev) else flags, **extra)
         for i, ((key, _, _), track) in enumerate(zip(items, tracks)):
             track.frames[track.count] = _Frame(
                 key=key,
@@ -158,6 +167,8 @@ class SlidingRetoucher:
                 mask=state.mask[i],
                 mask_pix=state.mask_pix[i],
                 kv=[(k[i], v[i]) for k, v in state.kv],
+                class_maps=None if state.class_maps is None else state.class_maps[i],
+                keep_pix=None if state.keep_pix is None else state.keep_pix[i],
             )
             track.count += 1
             track.last_image = images[i]
@@ -188,12 +199,18 @@ class SlidingRetoucher:
             skips = [torch.stack([t.skips[s] for t in targets]) for s in range(len(targets[0].skips))]
             mask = torch.stack([t.mask for t in targets])
             mask_pix = torch.stack([t.mask_pix for t in targets])
+            extra = {}
+            class_cpu = None
+            if targets[0].class_maps is not None:
+                extra = {"select": self._select, "keep_pix": torch.stack([t.keep_pix for t in targets])}
+                class_cpu = torch.stack([t.class_maps for t in targets]).float().cpu()
             with torch.inference_mode(), self._autocast():
-                out, _ = self.model.synthesize(image, skips, mask, mask_pix, kv)
+                out, _ = self.model.synthesize(image, skips, mask, mask_pix, kv, **extra)
             out = out.float().cpu()
             mask_cpu = mask_pix.float().cpu()
             for j, ((tid, i), target) in enumerate(zip(chunk, targets)):
-                results.append(Result(target.key, tid, out[j].clone(), mask_cpu[j].clone()))
+                classes = None if class_cpu is None else class_cpu[j].clone()
+                results.append(Result(target.key, tid, out[j].clone(), mask_cpu[j].clone(), classes))
         for tid, i in ready:
             self._trim(self._tracks[tid])
         return results
@@ -208,3 +225,5 @@ class SlidingRetoucher:
             elif j < track.emitted:
                 track.frames[j].skips = None
                 track.frames[j].image = None
+                track.frames[j].class_maps = None
+                track.frames[j].keep_pix = None

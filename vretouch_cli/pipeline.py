@@ -222,7 +222,7 @@ class FaceStream:
         # the paste then applies the model's correction as it is); weights without class heads
         # retouch every class at once, so the paste applies the one merged strength, as before.
         self.selection = resolve_selection(remove, keep, strength)
-        self.classes = tuple(getattr(model.config, "classes", ()))
+        self.classes = tuple(model.config.classes)
         self.select = self.selection.vector(self.classes) if self.classes else None
         self.strength = 1.0 if self.classes else float(self.selection.merged_strength)
         note = self.selection.note(self.classes)

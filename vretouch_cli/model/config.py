@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..classes import CLASSES
 from ..errors import UsageError
 
 PRESET_NAMES = ("tiny", "small", "base", "paper")
@@ -60,6 +61,11 @@ class ModelConfig:
     # blurs of it): a blemish is a small local deviation in colour and lightness, and the head
     # otherwise has to learn that comparison from a few 3×3 convs.
     head_highpass: bool = False
+    # Class heads (issue 11): I predicts one map per class (names from ``vretouch_cli.classes``,
+    # e.g. acne, redness, marks, mole, freckle) and the network takes a per-sample selection of
+    # the classes to remove. Empty: one merged map, the network of every weights file before
+    # class heads (same tensors; the field is left out of the saved config).
+    classes: tuple[str, ...] = ()
     # -- discriminator (training only) -------------------------------------------------------
     disc_channels: int = 64
     disc_scales: int = 3
@@ -68,6 +74,15 @@ class ModelConfig:
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
             raise UsageError(f"invalid model config: {msg}")
+
+        if isinstance(self.classes, str) or not isinstance(self.classes, (tuple, list)):
+            bad(f"classes={self.classes!r} must be a list of class names")
+        object.__setattr__(self, "classes", tuple(self.classes))  # frozen: a list would not hash
+        unknown = [c for c in self.classes if c not in CLASSES]
+        if unknown:
+            bad(f"classes: unknown class {unknown[0]!r}; valid classes: {', '.join(CLASSES)}")
+        if len(set(self.classes)) != len(self.classes):
+            bad(f"classes={list(self.classes)} names a class twice")
 
         c = self.channels
         if c < 8 or c % 8:
@@ -142,10 +157,13 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (tuples become lists)."""
+        """JSON-able dict (tuples become lists). ``classes`` is left out when empty, so a config
+        without class heads is saved exactly as before the field existed."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "classes" and not value:
+                continue
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -161,7 +179,11 @@ class ModelConfig:
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             default = getattr(cls, key, None)
-            if isinstance(default, tuple):
+            if key == "classes":
+                if not isinstance(value, (list, tuple)):
+                    raise UsageError("model config field classes must be a list of class names")
+                value = tuple(str(v) for v in value)
+            elif isinstance(default, tuple):
                 if not isinstance(value, (list, tuple)):
                     raise UsageError(f"model config field {key} must be a list")
                 value = tuple(int(v) for v in value)

@@ -45,10 +45,12 @@ class Localizer(nn.Module):
 
 
 class MaskHead(nn.Module):
-    """I: maps M (C_m @ S/8) to a 1-channel full-resolution map in [0, 1].
+    """I: maps M (C_m @ S/8) to full-resolution maps in [0, 1]: one merged map, or with class
+    heads (``cfg.classes``) one map per class, K = len(classes) channels in that order.
 
     Upsamples ×2 three times, each time fused with the frame's encoder features at that scale
-    (C/2 @ S/4, C/4 @ S/2, C/8 @ S) so the map follows the blemishes' real edges.
+    (C/2 @ S/4, C/4 @ S/2, C/8 @ S) so the map follows the blemishes' real edges. The class heads
+    share everything but the last 3×3 conv (K output channels instead of 1).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -59,7 +61,7 @@ class MaskHead(nn.Module):
         self.highpass = tuple(s * cfg.size / 256.0 for s in (1.5, 4.0)) if cfg.head_highpass else ()
         extra = 3 * len(self.highpass)
         self.ups = nn.ModuleList([ConvAct(h + enc[2], h), ConvAct(h + enc[1], h), ConvAct(h + enc[0] + extra, h)])
-        self.out = conv2d(h, 1, gain_slope=None)
+        self.out = conv2d(h, len(cfg.classes) or 1, gain_slope=None)
         with torch.no_grad():
             self.out.weight.mul_(0.5)
             self.out.bias.fill_(HEAD_BIAS)
@@ -67,7 +69,7 @@ class MaskHead(nn.Module):
 
     def logits(self, mask: Tensor, skips: Sequence[Tensor], image: Tensor | None = None) -> Tensor:
         """mask [B, C_m, S/8, S/8], skips = encoder features (list of six), image [B, 3, S, S] (needed
-        with ``head_highpass``) → logits [B, 1, S, S]."""
+        with ``head_highpass``) → logits [B, K, S, S] (K = 1, or one per class)."""
         x = self.inp(mask)
         full = skips[0]
         if self.highpass:
@@ -89,7 +91,8 @@ class MaskHead(nn.Module):
         return stretched + (stretched.clamp(0.0, 1.0) - stretched).detach()
 
     def forward(self, mask: Tensor, skips: Sequence[Tensor], image: Tensor | None = None) -> Tensor:
-        """mask [B, C_m, S/8, S/8] in [0, 1], skips (encoder features of the same frames) → [B, 1, S, S] in [0, 1].
+        """mask [B, C_m, S/8, S/8] in [0, 1], skips (encoder features of the same frames) → [B, K, S, S] in [0, 1]
+        (K = 1, or one map per class of ``cfg.classes``).
 
         The sigmoid is stretched by ``mask_floor`` ε and clipped, (1 + 2ε)·σ − ε, so the map reaches
         exact 0 (the pixel is left bit-exact) and exact 1 at finite logits. The clip is

@@ -91,7 +91,7 @@ def count_macs(cfg: ModelConfig, delta: int | None = None) -> tuple[float, float
         f = state["f"]
         t = delta + 1
         kv = [(k.unsqueeze(1).expand(-1, t, -1, -1, -1), v.unsqueeze(1).expand(-1, t, -1, -1, -1)) for k, v in f.kv]
-        window = _macs(lambda: model.synthesize(f.image, f.skips, f.mask, f.mask_pix, kv))
+        window = _macs(lambda: model.synthesize(f.image, f.skips, f.mask, f.mask_pix, kv, keep_pix=f.keep_pix))
     return per / 1e9, window / 1e9
 
 
