@@ -9,9 +9,20 @@ Runs the same pipeline as ``vretouch run`` (detect → track → align → model
 - ``mask.mp4``: the union (max) of the faces' maps of each frame, as a grey video;
 - ``overlay.mp4``: the frame with the map as a heat map on top (transparent where the map is 0).
 
-Both videos have the input's frame count and timing (each frame keeps its pts and time base;
+With weights that have class heads (issue 11), also:
+
+- ``maps/<class>/frame_NNNNNN_face_TTT.png``: each class's own map (every class the weights
+  know, selected or kept, at full scale: the selection and strengths shape only the maps above),
+  weighted by the face's skin and region like the combined map;
+- ``overlay_classes.mp4``: the frame with each pixel's strongest class in that class's fixed
+  colour (:data:`CLASS_COLOURS`), and a legend (kept classes marked so).
+
+Weights without class heads write exactly the outputs above and nothing else.
+
+The videos have the input's frame count and timing (each frame keeps its pts and time base;
 variable frame rate stays variable). Frames without a face give no PNG and a black mask frame.
-For an image input (one frame) the videos are replaced by ``mask.png`` and ``overlay.png``.
+For an image input (one frame) the videos are replaced by ``mask.png``, ``overlay.png`` (and
+``overlay_classes.png``).
 """
 
 from __future__ import annotations
@@ -28,8 +39,17 @@ from .errors import InputError, OutputError
 
 MAP_NAME = "frame_{index:06d}_face_{track:03d}.png"
 _MAP_RE = re.compile(r"^frame_\d{6,}_face_\d{3,}\.png$")
-OUTPUT_NAMES = ("maps", "mask.mp4", "overlay.mp4", "mask.png", "overlay.png")
+OUTPUT_NAMES = ("maps", "mask.mp4", "overlay.mp4", "mask.png", "overlay.png", "overlay_classes.mp4", "overlay_classes.png")
 OVERLAY_OPACITY = 0.65
+# One fixed colour per class (RGB; ColorBrewer Set1, told apart by most colour-blind viewers
+# except red/orange, which the legend names).
+CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
+    "acne": (228, 26, 28),
+    "redness": (255, 127, 0),
+    "marks": (152, 78, 163),
+    "mole": (55, 126, 184),
+    "freckle": (77, 175, 74),
+}
 
 
 @dataclass
@@ -42,6 +62,7 @@ class MasksReport:
     maps: int = 0
     tracks: set[int] = field(default_factory=set)
     videos: list[Path] = field(default_factory=list)
+    classes: tuple[str, ...] = ()  # the weights' class heads: one maps/<class>/ folder each
     notes: list[str] = field(default_factory=list)  # e.g. the weights cannot apply the class selection as asked
 
 
@@ -69,6 +90,62 @@ def overlay_image(frame: np.ndarray, mask: np.ndarray, opacity: float = OVERLAY_
     out = frame.astype(np.float32) * (1.0 - alpha) + heat * scale * alpha
     vmax = 65535 if frame.dtype == np.uint16 else 255
     return np.clip(np.rint(out), 0, vmax).astype(frame.dtype)
+
+
+def class_overlay_image(
+    frame: np.ndarray, class_maps: np.ndarray, classes: tuple[str, ...] | list[str], kept: tuple[str, ...] | list[str] = (),
+    opacity: float = OVERLAY_OPACITY,
+) -> np.ndarray:
+    """``frame`` (H×W×3 RGB uint8/uint16) with every pixel's strongest class in its colour, at
+    opacity ``opacity · max_c m_c`` (pixels no class touches are unchanged outside the legend),
+    and a legend in the top-left corner: one swatch and name per class, ``(kept)`` after the
+    classes in ``kept``. class_maps: K×H×W in [0, 1], in the order of ``classes``.
+    """
+    maps = np.clip(np.asarray(class_maps, np.float32), 0.0, 1.0)
+    if maps.ndim != 3 or maps.shape[0] != len(classes) or maps.shape[1:] != frame.shape[:2]:
+        raise ValueError(f"class maps {maps.shape} do not match {len(classes)} classes and frame {frame.shape}")
+    scale = 257.0 if frame.dtype == np.uint16 else 1.0
+    vmax = 65535 if frame.dtype == np.uint16 else 255
+    palette = np.array([CLASS_COLOURS[c] for c in classes], np.float32) * scale
+    out = frame.astype(np.float32)
+    if len(classes):
+        strongest = maps.argmax(axis=0)
+        alpha = (opacity * maps.max(axis=0))[..., None]
+        out = out * (1.0 - alpha) + palette[strongest] * alpha
+    out = np.clip(np.rint(out), 0, vmax).astype(frame.dtype)
+    _draw_legend(out, classes, set(kept), scale)
+    return out
+
+
+def _draw_legend(image: np.ndarray, classes, kept: set[str], scale: float) -> None:
+    """The legend, in place: on a darkened box in the top-left corner, sized to the frame.
+
+    The text is drawn into an 8-bit coverage mask (OpenCV draws text on 8-bit images only) and
+    blended in, so uint16 frames get the same legend."""
+    h, w = image.shape[:2]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    font_scale = max(0.3, min(h, w) / 720.0 * 0.6)
+    thick = max(1, int(round(font_scale * 1.6)))
+    labels = [f"{c} (kept)" if c in kept else c for c in classes]
+    sizes = [cv2.getTextSize(t, font, font_scale, thick)[0] for t in labels]
+    line = max([s[1] for s in sizes] + [1])
+    pad = max(2, line // 2)
+    row = line + pad
+    box_w = min(w, pad * 3 + line + max([s[0] for s in sizes] + [0]))
+    box_h = min(h, pad + row * len(labels))
+    if box_w <= 0 or box_h <= 0 or not labels:
+        return
+    text = np.zeros((box_h, box_w), np.uint8)
+    for i, label in enumerate(labels):
+        cv2.putText(text, label, (pad * 2 + line, pad + i * row + line), font, font_scale, 255, thick, cv2.LINE_AA)
+    alpha = (text.astype(np.float32) / 255.0)[..., None]
+    region = image[:box_h, :box_w].astype(np.float32) * 0.35
+    region = region * (1.0 - alpha) + 255.0 * scale * alpha
+    vmax = 65535 if image.dtype == np.uint16 else 255
+    image[:box_h, :box_w] = np.clip(np.rint(region), 0, vmax).astype(image.dtype)
+    for i, name in enumerate(classes):
+        top = pad + i * row
+        image[top : min(top + line, h), pad : min(pad + line, w)] = np.rint(np.array(CLASS_COLOURS[name], np.float32) * scale).astype(image.dtype)
 
 
 def check_masks_output(folder: str | Path, overwrite: bool = False) -> Path:
@@ -117,26 +194,48 @@ def _prepare_folder(folder: Path) -> tuple[Path, bool]:
     return staging, created
 
 
-def _publish(folder: Path, staging: Path, still: bool) -> None:
+def _clear_maps(maps: Path) -> None:
+    """Remove our own map files from ``maps`` and its per-class folders (left when empty), so a
+    rerun with fewer frames, or with weights without class heads, leaves no stale maps."""
+    from .classes import CLASSES
+
+    for p in maps.iterdir():
+        if p.is_file() and _MAP_RE.match(p.name):
+            p.unlink()
+        elif p.is_dir() and p.name in CLASSES:
+            for q in p.iterdir():
+                if q.is_file() and _MAP_RE.match(q.name):
+                    q.unlink()
+            try:
+                p.rmdir()
+            except OSError:
+                pass  # something else lives there: leave it
+
+
+def _publish(folder: Path, staging: Path, still: bool, classes: bool = False) -> None:
     """Move the staged maps (and still images) into place, replacing earlier mask output."""
     import os
 
     maps = folder / "maps"
     if maps.is_dir():
-        # Remove only our own files, so a rerun with fewer frames leaves no stale maps.
-        for p in maps.iterdir():
-            if p.is_file() and _MAP_RE.match(p.name):
-                p.unlink()
+        _clear_maps(maps)
         for p in (staging / "maps").iterdir():
-            os.replace(p, maps / p.name)
+            if p.is_dir():  # maps/<class>/
+                (maps / p.name).mkdir(exist_ok=True)
+                for q in p.iterdir():
+                    os.replace(q, maps / p.name / q.name)
+            else:
+                os.replace(p, maps / p.name)
     else:
         os.replace(staging / "maps", maps)
-    for n in ("mask.png", "overlay.png"):
-        if still:
+    for n in ("mask.png", "overlay.png", "overlay_classes.png"):
+        if still and (n != "overlay_classes.png" or classes):
             os.replace(staging / n, folder / n)
         else:
             (folder / n).unlink(missing_ok=True)
-    _discard(staging)  # mask.mp4 and overlay.mp4 were renamed into place by their sinks
+    if not classes:
+        (folder / "overlay_classes.mp4").unlink(missing_ok=True)  # from an earlier run with class heads
+    _discard(staging)  # the videos were renamed into place by their sinks
 
 
 def _discard(path: Path) -> None:
@@ -198,35 +297,49 @@ def export_masks(
         source=source, remove=remove, keep=keep, strength=strength,
     )
     info = stream.info
-    report = MasksReport(folder, notes=list(stream.notes))
+    classes = tuple(stream.classes)
+    kept = tuple(c for c in classes if c not in stream.selection.classes)
+    report = MasksReport(folder, classes=classes, notes=list(stream.notes))
+    names = ("mask", "overlay") + (("overlay_classes",) if classes else ())
     sinks: list = []
     staging: Path | None = None
     created = False
     try:
         staging, created = _prepare_folder(folder)
+        for c in classes:
+            (staging / "maps" / c).mkdir()
         still = info.kind == "image"
         if not still:
-            for name in ("mask.mp4", "overlay.mp4"):
-                sinks.append(open_sink(folder / name, stream.source, codec=codec, crf=crf, preset=preset, width=info.width, height=info.height))
+            for name in names:
+                sinks.append(open_sink(folder / f"{name}.mp4", stream.source, codec=codec, crf=crf, preset=preset, width=info.width, height=info.height))
         for result in stream:
             frame = result.frame
             image = frame.image
             union = np.zeros(image.shape[:2], np.float32)
+            class_union = np.zeros((len(classes), *image.shape[:2]), np.float32)
             for face in result.faces:
                 m = np.asarray(face.mask_frame, np.float32)
                 if stream.strength != 1.0:  # weights without class heads: the paste's merged strength
                     m = m * np.float32(stream.strength)
                 np.maximum(union, m, out=union)
-                _write_png(staging / "maps" / MAP_NAME.format(index=frame.index, track=face.track_id), map_to_uint8(m))
+                name = MAP_NAME.format(index=frame.index, track=face.track_id)
+                _write_png(staging / "maps" / name, map_to_uint8(m))
+                if classes:
+                    per_class = face.class_frames()
+                    np.maximum(class_union, per_class, out=class_union)
+                    for c, mc in zip(classes, per_class):
+                        _write_png(staging / "maps" / c / name, map_to_uint8(mc))
                 report.maps += 1
                 report.tracks.add(int(face.track_id))
             report.face_frames += bool(result.faces)
-            mask_frame, over = mask_image(union, image.dtype), overlay_image(image, union)
+            images = [mask_image(union, image.dtype), overlay_image(image, union)]
+            if classes:
+                images.append(class_overlay_image(image, class_union, classes, kept))
             if still:
-                _write_png(staging / "mask.png", mask_frame)
-                _write_png(staging / "overlay.png", over)
+                for name, img in zip(names, images):
+                    _write_png(staging / f"{name}.png", img)
             else:
-                for sink, img in zip(sinks, (mask_frame, over)):
+                for sink, img in zip(sinks, images):
                     sink.write(Frame(frame.index, frame.pts, frame.time_base, img, getattr(frame, "duration", None)))
             report.frames += 1
             if progress is not None:
@@ -235,8 +348,8 @@ def export_masks(
             raise InputError(f"{in_path}: no frame could be decoded")
         for sink in sinks:
             sink.commit()
-        _publish(folder, staging, still)
-        report.videos = [folder / "mask.mp4", folder / "overlay.mp4"] if not still else [folder / "mask.png", folder / "overlay.png"]
+        _publish(folder, staging, still, classes=bool(classes))
+        report.videos = [folder / f"{name}{'.png' if still else '.mp4'}" for name in names]
     except BaseException:
         for sink in sinks:
             try:

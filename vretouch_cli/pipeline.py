@@ -66,6 +66,7 @@ class FaceResult:
     mask_crop: np.ndarray  # S×S float32 in [0, 1]: the imperfection map the model composed with
     frame_shape: tuple[int, int]
     skin_crop: np.ndarray | None = None  # S×S float32 in [0, 1]: the skin weight the paste applied
+    class_crops: np.ndarray | None = None  # K×S×S float32 in [0, 1]: per-class maps (weights with class heads only)
 
     @property
     def mask_frame(self) -> np.ndarray:
@@ -74,6 +75,16 @@ class FaceResult:
 
         mask = self.mask_crop if self.skin_crop is None else self.mask_crop * self.skin_crop
         return warp_mask_to_frame(mask, self.affine, self.frame_shape)
+
+    def class_frames(self) -> np.ndarray | None:
+        """The per-class maps in frame coordinates, K×H×W float32 in [0, 1], weighted by the skin and
+        the retouch region like :attr:`mask_frame` (None for weights without class heads)."""
+        from .face.paste import warp_mask_to_frame
+
+        if self.class_crops is None:
+            return None
+        skin = 1.0 if self.skin_crop is None else self.skin_crop
+        return np.stack([warp_mask_to_frame(m * skin, self.affine, self.frame_shape) for m in self.class_crops])
 
 
 @dataclass
@@ -303,7 +314,8 @@ class FaceStream:
                     # Only on the face's own skin: never on the silhouette against background or hair.
                     skin = skin_weight(crop.permute(1, 2, 0).numpy())
                     paste_correction(image, correction, skin, affine, strength=self.strength)
-                    faces.append(FaceResult(track_id, affine, mask, image.shape[:2], skin))
+                    classes = None if res.class_maps is None else res.class_maps.float().numpy()
+                    faces.append(FaceResult(track_id, affine, mask, image.shape[:2], skin, classes))
             self.face_frames += 1
         return FrameResult(frame, image, faces)
 

@@ -34,7 +34,9 @@ def masks(
     """Show what will be changed: the imperfection map of every face on every frame.
 
     Writes DIR/maps/frame_NNNNNN_face_TTT.png (frame coordinates), DIR/mask.mp4 and
-    DIR/overlay.mp4 (heat map on the frame), with the input's frame count and timing.
+    DIR/overlay.mp4 (heat map on the frame), with the input's frame count and timing. Weights
+    with class heads add DIR/maps/<class>/… (one map per class) and DIR/overlay_classes.mp4
+    (one colour per class, with a legend).
     """
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -66,5 +68,7 @@ def masks(
     if not quiet:
         console.print(
             f"{plural(report.frames, 'frame')}, {report.face_frames} with faces, {plural(len(report.tracks), 'face track')}: "
-            f"wrote {plural(report.maps, 'map')} to {escape(str(report.folder / 'maps'))} and {', '.join(p.name for p in report.videos)}"
+            f"wrote {plural(report.maps, 'map')} to {escape(str(report.folder / 'maps'))}"
+            + (f" (and one per class in {', '.join(c + '/' for c in report.classes)})" if report.classes else "")
+            + f" and {', '.join(p.name for p in report.videos)}"
         )
