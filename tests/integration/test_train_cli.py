@@ -132,6 +132,7 @@ def test_usage_errors_are_one_line(tmp_path, ffhqr, capsys):
         (["train", "--out", tmp_path / "x"], "--data"),
         (["train", "--data", ffhqr, "--out", tmp_path / "y", "--preset", "huge"], "preset"),
         (["train", "--data", ffhqr, "--out", tmp_path / "z", "--gt-scale", "0"], "--gt-scale"),
+        (["train", "--data", ffhqr, "--out", tmp_path / "c", "--model-option", 'classes=["acne","mole"]'], "class heads"),
         (["train", "--export", tmp_path / "nothing", "-o", tmp_path / "w.safetensors"], "no checkpoint"),
     ):
         with pytest.raises(SystemExit) as info:

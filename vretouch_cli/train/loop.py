@@ -408,6 +408,10 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
     from ..model.config import ModelConfig
 
     mcfg = ModelConfig.from_dict(state["model_config"]) if state else model_config_for(cfg)
+    if mcfg.classes:
+        # Per-class targets (moles and freckles, selection-dependent targets) are not in the
+        # training data yet (issue 11): fail clearly instead of deep inside a loss.
+        raise UsageError("training a model with class heads (--model-option classes=…) is not supported yet; train without it")
     S, T = mcfg.size, mcfg.delta + 1
 
     log = JsonlLog(run / LOG_FILE)
