@@ -4,11 +4,13 @@ Three sets of the same held-out people (:mod:`vretouch_cli.evaluate.heldout`): t
 appearance model's acne (``acne``), the independently written appearance model (``alt``), and no
 blemish at all (``clean``: the cleaned targets as input). Each photo becomes a smooth-motion
 sequence; the model runs over it as in the video pipeline (SlidingRetoucher, per-frame parts
-cached) with its default δ and with δ = 1, and every frame is scored against the clean target in
+cached) with its default δ and with δ = 1, its correction is pasted with the pipeline's weight
+(retouch region × the crop's skin weight), and every frame is scored against the clean target in
 the face region (``face_region_mask``):
 
 - PSNR gain over the raw input (face region; frames without any blemish are left out of PSNR);
-- Soft-IoU of the composition map against the ground-truth map;
+- Soft-IoU of the composition map against the ground-truth map, at the evaluator's M_gt scale
+  (0.1) and at the training recipe's (``--train-gt-scale``, 0.03: a spot 8 levels deep is 1);
 - warp error and flicker of the outputs (DIS flow on the clean reference);
 - ``clean``: the share of face-region pixels the model changes by more than 5 levels, and the
   share on the features (eyes, brows, nostrils, lips) after paste-back weighting;
@@ -63,13 +65,16 @@ def main() -> None:
     parser.add_argument("--sets", default="acne,alt,clean")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--train-gt-scale", type=float, default=0.03,
+                        help="also report Soft-IoU against M_gt at this scale (the CPU recipe's --gt-scale)")
     args = parser.parse_args()
 
     from vretouch_cli.checkpoint import load_model
     from vretouch_cli.evaluate.heldout import ITA_GROUPS, heldout_items, ita_group
     from vretouch_cli.evaluate.scoring import ClipScorer, nanmean
     from vretouch_cli.face.paste import face_region_mask, retouch_region_mask
-    from vretouch_cli.face.regions import feature_mask
+    from vretouch_cli.evaluate.metrics import gt_imperfection_map
+    from vretouch_cli.face.regions import feature_mask, skin_weight
     from vretouch_cli.train.data import to_model_range
     from vretouch_cli.train.motion import random_motion, warp_frames
     from vretouch_cli.weights import resolve_weights
@@ -87,7 +92,7 @@ def main() -> None:
     with torch.inference_mode():
         for kind in args.sets.split(","):
             items = heldout_items(args.data, S, kind, seed=args.seed, limit=args.limit)
-            scores, itas, changed, changed_feat = [], [], [], []
+            scores, itas, changed, changed_feat, iou_train = [], [], [], [], []
             for i, it in enumerate(items):
                 rng = np.random.default_rng([args.seed, i, 99])
                 affines = random_motion(args.frames, S, rng)
@@ -96,17 +101,22 @@ def main() -> None:
                 raw = to_model_range(torch.from_numpy(np.ascontiguousarray(raw8.transpose(0, 3, 1, 2))))
                 out_d, maps_d = run_sequence(model, raw, cfg.delta)
                 out_1, maps_1 = run_sequence(model, raw, 1)
-                # The pipeline pastes the correction weighted by the retouch region: score that.
-                out_d = [paste_weighted(raw8[t], out_d[t], paste_w) for t in range(args.frames)]
-                out_1 = [paste_weighted(raw8[t], out_1[t], paste_w) for t in range(args.frames)]
+                # The pipeline pastes the correction weighted by the retouch region and the crop's
+                # skin weight: score exactly that.
+                weights = [paste_w * skin_weight(raw8[t]) for t in range(args.frames)]
+                out_d = [paste_weighted(raw8[t], out_d[t], weights[t]) for t in range(args.frames)]
+                out_1 = [paste_weighted(raw8[t], out_1[t], weights[t]) for t in range(args.frames)]
                 scorer = ClipScorer(f"{kind}_{i}", methods)
                 for t in range(args.frames):
                     scorer.push(
                         raw8[t], tgt8[t],
                         {"raw": raw8[t], "single_frame": out_1[t], "vretouch": out_d[t]},
-                        {"raw": None, "single_frame": maps_1[t] * paste_w, "vretouch": maps_d[t] * paste_w},
+                        {"raw": None, "single_frame": maps_1[t] * weights[t], "vretouch": maps_d[t] * weights[t]},
                         region,
                     )
+                    gt_t = gt_imperfection_map(raw8[t], tgt8[t], args.train_gt_scale)
+                    if gt_t.max() > 0:
+                        iou_train.append((float(np.minimum(maps_d[t] * weights[t], gt_t)[face].sum()), float(np.maximum(maps_d[t] * weights[t], gt_t)[face].sum())))
                     diff = np.abs(out_d[t].astype(int) - raw8[t].astype(int)).max(axis=2)
                     changed.append(float((diff[face] > 5).mean()))
                     changed_feat.append(float((diff[features] > 5).mean()))
@@ -134,6 +144,9 @@ def main() -> None:
                 }
             for method in ("single_frame", "vretouch"):
                 res[method]["psnr_face_gain"] = res[method]["psnr_face"] - res["raw"]["psnr_face"]
+            if iou_train:
+                res["vretouch"]["soft_iou_face_at_train_scale"] = sum(a for a, _ in iou_train) / max(sum(b for _, b in iou_train), 1e-9)
+                res["train_gt_scale"] = args.train_gt_scale
             res["changed_gt5_face"] = float(np.mean(changed)) if changed else float("nan")
             res["changed_gt5_features"] = float(np.mean(changed_feat)) if changed_feat else float("nan")
             groups = {}
