@@ -78,3 +78,15 @@ def micro_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny64.safetensors"
     save_model(path, VRetouchEr(ModelConfig.preset("tiny").replace(size=64)))
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test: the CI machine's two cores are shared, and
+    oversubscription is many times slower. Use with ``pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

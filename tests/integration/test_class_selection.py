@@ -16,14 +16,7 @@ from vretouch_cli.pipeline import open_stream
 CLIP_SECONDS = 0.25  # a few frames of the shipped demo clip: a real, detectable face
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _lines(text: str) -> list[str]:

@@ -24,14 +24,7 @@ MAP_RE = re.compile(r"^frame_(\d{6})_face_(\d{3})\.png$")
 FRAMES = 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -32,13 +32,7 @@ def vretouch(*args) -> None:
         cli.main([str(a) for a in args])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The CI box has two cores shared with other jobs: one intra-op thread avoids oversubscription.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_vgg(path: Path) -> Path:

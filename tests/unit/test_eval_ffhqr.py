@@ -13,15 +13,7 @@ from vretouch_cli.evaluate.data import find_ffhqr_pairs, find_mrfv_clips
 from vretouch_cli.evaluate.ffhqr import evaluate_ffhqr, window_indices
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscription is many times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _write_ffhqr(root, n=2, size=80):

@@ -21,12 +21,7 @@ K = len(CLASSES)
 SHIPPED = Path(__file__).resolve().parents[2] / "weights" / "vretouch-tiny.safetensors"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _cfg(**kw) -> ModelConfig:
