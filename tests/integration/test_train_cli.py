@@ -120,12 +120,31 @@ def test_max_minutes_stops_cleanly(tmp_path, ffhqr):
     assert (run / "weights_ema.safetensors").is_file()
 
 
+def test_temporal_term_and_decaying_lr(tmp_path, ffhqr, capsys):
+    """--w-temporal trains on δ > 1 clips with the flicker term logged; --lr-final decays the LR
+    over --steps, and a resume may not move --steps under it (one line)."""
+    run = tmp_path / "T"
+    args = [*common(ffhqr, "none"), "--window", "2", "--objective", "balanced", "--w-adv", "0", "--w-temporal", "2",
+            "--lr-final", "0.1", "--lr", "1e-3", "--steps", "10", "--ckpt-every", "10", "--out", run]
+    vretouch("train", *args)
+    rows = [r for r in read_log(run) if r["kind"] == "train"]
+    assert rows and all("temporal" in r["losses"] and np.isfinite(r["losses"]["temporal"]) for r in rows), rows[-1]
+    lrs = [r["lr"] for r in rows]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > lrs[-1] >= 1e-4
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        vretouch("train", "--out", run, "--resume", "--steps", "20", "--device", "cpu", "--quiet")
+    err = capsys.readouterr().err.strip()
+    assert info.value.code != 0 and len(err.splitlines()) == 1 and "--lr-final" in err, err
+
+
 def test_usage_errors_are_one_line(tmp_path, ffhqr, capsys):
     for args, needle in (
         (["train", "--out", tmp_path / "nothing", "--resume"], "no checkpoint"),
         (["train", "--out", tmp_path / "x"], "--data"),
         (["train", "--data", ffhqr, "--out", tmp_path / "y", "--preset", "huge"], "preset"),
         (["train", "--data", ffhqr, "--out", tmp_path / "z", "--gt-scale", "0"], "--gt-scale"),
+        (["train", "--data", ffhqr, "--out", tmp_path / "l", "--lr-final", "2"], "--lr-final"),
         (["train", "--data", ffhqr, "--out", tmp_path / "c", "--model-option", 'classes=["acne","mole"]'], "class heads"),
         (["train", "--export", tmp_path / "nothing", "-o", tmp_path / "w.safetensors"], "no checkpoint"),
     ):

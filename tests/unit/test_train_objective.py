@@ -214,3 +214,51 @@ def test_cache_and_patch_clips(tmp_path):
         sy = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
         inside = cv2.remap(region, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR)
         assert inside.max() > 0.5 and inside.min() < 0.05, seed
+
+
+def test_temporal_loss_counts_flicker_of_the_correction_not_motion():
+    from vretouch_cli.model.layers import warp
+    from vretouch_cli.train.losses import temporal_loss
+
+    g = torch.Generator().manual_seed(3)
+    y_prev = torch.rand(1, 3, 48, 48, generator=g) * 2 - 1
+    flow = torch.zeros(1, 2, 48, 48)
+    flow[:, 0] = 1.5  # frame t(x) = frame t−1(x + 1.5): the face moved left by 1.5 px
+    y_t = warp(y_prev, flow)
+    err = torch.zeros(1, 3, 48, 48)
+    err[:, :, 20:24, 20:24] = 0.2  # the same residual error, moving with the face
+    region = torch.zeros(1, 1, 48, 48)
+    region[:, :, 16:28, 16:28] = 1
+    steady = temporal_loss(y_t + warp(err, flow), y_t, y_prev + err, y_prev, flow, region)
+    assert float(steady) < 0.02  # only resampling of the residual's edges is left
+    # The correction switched off in frame t: the residual appears — that is flicker.
+    popping = temporal_loss(y_t + warp(err, flow), y_t, y_prev, y_prev, flow, region)
+    assert float(popping) > 5 * float(steady) and float(popping) > 0.02
+    # A moving face with perfect outputs is not flicker; nothing selected gives zero, never NaN.
+    assert float(temporal_loss(y_t, y_t, y_prev, y_prev, flow, region)) < 1e-5
+    assert float(temporal_loss(y_t, y_t, y_prev + err, y_prev, flow, torch.zeros_like(region))) == 0.0
+    # The composition maps widen the region: a correction flickering on clean skin counts.
+    mask = torch.zeros(1, 1, 48, 48)
+    mask[:, :, 2:8, 2:8] = 1
+    wrong = torch.zeros(1, 3, 48, 48)
+    wrong[:, :, 2:8, 2:8] = 0.3
+    assert float(temporal_loss(y_t + wrong, y_t, y_prev, y_prev, flow, region)) == 0.0
+    assert float(temporal_loss(y_t + wrong, y_t, y_prev, y_prev, flow, region, mask)) == pytest.approx(0.3 * 36 / (144 + 36), rel=1e-4)
+
+
+def test_lr_schedule_cosine_to_final_fraction():
+    from vretouch_cli.errors import UsageError
+    from vretouch_cli.train.config import TrainConfig
+    from vretouch_cli.train.loop import _lr_at
+
+    const = TrainConfig(lr=1e-3, steps=100)
+    assert _lr_at(const, 0) == _lr_at(const, 99) == 1e-3
+    cos = TrainConfig(lr=1e-3, steps=110, lr_warmup=10, lr_final=0.1)
+    assert _lr_at(cos, 0) == pytest.approx(1e-4)  # warm-up first
+    assert _lr_at(cos, 10) == pytest.approx(1e-3)
+    assert _lr_at(cos, 60) == pytest.approx(0.55e-3)  # half-way down the cosine
+    assert _lr_at(cos, 110) == pytest.approx(1e-4) and _lr_at(cos, 500) == pytest.approx(1e-4)
+    lrs = [_lr_at(cos, s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    with pytest.raises(UsageError, match="lr-final"):
+        TrainConfig(lr_final=1.5)

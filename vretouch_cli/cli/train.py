@@ -60,6 +60,8 @@ def train(
     w_spot: Optional[float] = typer.Option(None, "--w-spot", help="balanced: L1 inside the blemish region, per its area (default 10)."),
     w_clean: Optional[float] = typer.Option(None, "--w-clean", help="balanced: L1 outside it, the identity term (default 10)."),
     w_gen: Optional[float] = typer.Option(None, "--w-gen", help="balanced: L1 of G's fill-in inside the blemishes (default 5)."),
+    w_temporal: Optional[float] = typer.Option(None, "--w-temporal", help="δ > 1: flicker of the correction between consecutive frames (default 0 = off; a second synthesis pass per step)."),
+    lr_final: Optional[float] = typer.Option(None, "--lr-final", help="Cosine-decay the LR to this fraction of --lr at --steps (default 1 = constant)."),
     pos_weight_cap: Optional[float] = typer.Option(None, "--pos-weight-cap", help="balanced: cap of the BCE's positive weight (default 20)."),
     ring_weight: Optional[float] = typer.Option(None, "--ring-weight", help="balanced: weight of the clean ring around blemishes (default 4)."),
     init: Optional[str] = typer.Option(None, "--init", help="Start G from this weights file (same architecture; δ and S may differ)."),
@@ -104,7 +106,7 @@ def train(
         "precision": precision, "num_workers": workers, "data_mode": data_mode, "val_fraction": val_fraction,
         "val_items": val_items, "val_every": val_every, "log_every": log_every, "ckpt_every": ckpt_every,
         "ckpt_minutes": ckpt_minutes, "keep_checkpoints": keep, "max_minutes": max_minutes, "vgg_weights": vgg_weights,
-        "grad_clip": grad_clip, "ema_decay": ema_decay, "export_path": str(export_to) if export_to else None,
+        "grad_clip": grad_clip, "ema_decay": ema_decay, "lr_final": lr_final, "export_path": str(export_to) if export_to else None,
     }
     if model_option:
         given["model_overrides"] = _parse_model_options(model_option)
@@ -115,7 +117,7 @@ def train(
         for k, v in (
             ("l1", w_l1), ("perceptual", w_perceptual), ("adversarial", w_adv), ("flow", w_flow), ("imperfection", w_imp),
             ("bce", w_bce), ("dice", w_dice), ("spot", w_spot), ("clean", w_clean), ("gen", w_gen),
-            ("pos_weight_cap", pos_weight_cap), ("ring_weight", ring_weight),
+            ("temporal", w_temporal), ("pos_weight_cap", pos_weight_cap), ("ring_weight", ring_weight),
         )
         if v is not None
     }

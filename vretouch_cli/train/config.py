@@ -51,6 +51,11 @@ class LossWeights:
     gen: float = 5.0  # L1 of G's own output inside the blemishes (teaches the fill-in whatever the map)
     pos_weight_cap: float = 20.0  # cap of the BCE's positive weight (negatives / positives)
     ring_weight: float = 4.0  # weight of the clean ring around each blemish (hard negatives)
+    # Multi-frame clips only: the target's error against the clean frame should move with the
+    # face, |(ŷ_t − y_t) − W(ŷ_{t−1} − y_{t−1})| (W: the exact flow), over the blemish region and
+    # wherever either map is on — flicker of the correction, the quantity the temporal metrics
+    # measure. Costs a second synthesis pass per step (see losses.temporal_loss).
+    temporal: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
@@ -72,6 +77,7 @@ class TrainConfig:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.99)
     lr_warmup: int = 0  # linear warm-up steps (independent of `steps`, so extending a run is exact)
+    lr_final: float = 1.0  # cosine decay of the LR from `lr` (after warm-up) to lr·lr_final at `steps`; 1 = constant
     grad_clip: float = 1.0  # max global grad norm for G and D; 0 disables
     ema_decay: float = 0.999
     precision: str = "auto"  # bf16 autocast on CUDA; CPU is always fp32
@@ -114,6 +120,8 @@ class TrainConfig:
             raise UsageError(f"--window (δ) must be in 1–8, got {self.delta}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.lr_final <= 1.0:
+            raise UsageError(f"--lr-final must be in [0, 1] (a fraction of --lr), got {self.lr_final}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise UsageError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.num_workers < 0:

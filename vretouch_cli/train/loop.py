@@ -41,6 +41,7 @@ from .losses import (
     gt_imperfection_map,
     region_l1,
     soft_dice_loss,
+    temporal_loss,
 )
 from .report import JsonlLog, contact_sheet, plot_log, to_uint8
 from .state import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
@@ -113,9 +114,13 @@ class EMA:
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then constant, or a cosine from ``lr`` to ``lr·lr_final`` at ``steps``."""
     if cfg.lr_warmup > 0 and step < cfg.lr_warmup:
         return cfg.lr * (step + 1) / cfg.lr_warmup
-    return cfg.lr
+    if cfg.lr_final >= 1.0 or cfg.steps <= cfg.lr_warmup:
+        return cfg.lr
+    progress = min(max((step - cfg.lr_warmup) / (cfg.steps - cfg.lr_warmup), 0.0), 1.0)
+    return cfg.lr * (cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
@@ -240,6 +245,12 @@ class Models:
         if w.adversarial > 0:
             with _autocast(device, dtype):
                 terms["adv_g"] = g_hinge_loss(D(pred))
+        if w.temporal > 0 and T > 1:
+            with _autocast(device, dtype):
+                prev = self.G_run(raw, ti - 1, return_raw=False)
+            terms["temporal"] = temporal_loss(
+                pred, y, prev.out, tgt[:, ti - 1], flow_gt[:, ti - 1], region if balanced else None, out.mask, prev.mask
+            )
         if w.flow > 0 and T > 1:
             terms["flow"] = F.l1_loss(out.flows.float(), flow_gt)
         if w.imperfection > 0 and not balanced:
@@ -251,6 +262,7 @@ class Models:
         weights = {
             "l1": w.l1, "perceptual": w.perceptual, "adv_g": w.adversarial, "flow": w.flow, "imp": w.imperfection,
             "spot": w.spot, "clean": w.clean, "gen": w.gen, "bce": w.bce, "dice": w.dice,
+            "temporal": w.temporal,
         }
         loss_g = sum(weights[k] * v for k, v in terms.items())
         self.opt_G.zero_grad(set_to_none=True)
@@ -374,6 +386,11 @@ def _resolve_config(cfg: TrainConfig, resume: bool, overrides: dict[str, Any]) -
     state = load_checkpoint(run)
     saved = TrainConfig.from_dict(state["train_config"])
     allowed = {k: v for k, v in overrides.items() if k in RUN_CONTROL_FIELDS and v is not None}
+    if saved.lr_final < 1.0 and allowed.get("steps", saved.steps) != saved.steps:
+        raise UsageError(
+            f"--resume: this run's LR decays to step {saved.steps} (--lr-final {saved.lr_final:g}); "
+            "changing --steps would change the schedule of the steps already taken"
+        )
     return saved.replace(out=str(run), **allowed), state
 
 

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import WeightsError
+from ..model.layers import warp
 
 ENV_VGG = "VRETOUCH_VGG_WEIGHTS"
 HUB_VGG = "timm/vgg16.tv_in1k:model.safetensors"  # ImageNet VGG-16, torchvision layout (≈ 530 MB)
@@ -242,3 +243,40 @@ def region_l1(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) ->
     pred/target [B, 3, H, W], region [B, 1, H, W] in {0, 1}. Zero when the region is empty."""
     err = (pred.float() - target.float()).abs().mean(dim=1, keepdim=True) * region
     return err.sum() / region.sum().clamp_min(1.0)
+
+
+def temporal_loss(
+    pred: torch.Tensor, target: torch.Tensor, pred_prev: torch.Tensor, target_prev: torch.Tensor, flow: torch.Tensor,
+    region: torch.Tensor | None = None, mask: torch.Tensor | None = None, mask_prev: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Flicker of the correction between two consecutive frames of a clip.
+
+    The error of each output against its own clean frame, ``e = ŷ − y``, should move with the face:
+    the loss is mean ``|e_t − W(e_{t−1})|`` with W the backward warp by ``flow`` [B, 2, H, W]
+    (frame t's grid → frame t−1, exact for the synthetic clips). Resampling of the face itself
+    cancels in ``e``, so only changes of the correction count. pred/target (frame t) and
+    pred_prev/target_prev (frame t−1): [B, 3, H, W]. The mean runs over the pixels that warp from
+    inside frame t−1 and lie in ``region`` [B, 1, H, W] (e.g. the grown blemish region) or where
+    either composition map (``mask``, ``mask_prev`` warped; [B, 1, H, W]) exceeds 0.05: a
+    correction that flickers on clean skin counts too. Without region and masks: every valid
+    pixel. Zero when no pixel qualifies.
+    """
+    err_t = pred.float() - target.float()
+    err_p = warp(pred_prev.float() - target_prev.float(), flow)
+    b, _, h, w = flow.shape
+    xs = torch.arange(w, device=flow.device, dtype=torch.float32).view(1, 1, w)
+    ys = torch.arange(h, device=flow.device, dtype=torch.float32).view(1, h, 1)
+    fx, fy = flow[:, 0].float() + xs, flow[:, 1].float() + ys
+    valid = ((fx >= 0) & (fx <= w - 1) & (fy >= 0) & (fy <= h - 1)).float().unsqueeze(1)
+    if region is None and mask is None and mask_prev is None:
+        sel = valid
+    else:
+        on = torch.zeros_like(valid)
+        if region is not None:
+            on = torch.maximum(on, region.float())
+        if mask is not None:
+            on = torch.maximum(on, (mask.float() > 0.05).float())
+        if mask_prev is not None:
+            on = torch.maximum(on, (warp(mask_prev.float(), flow) > 0.05).float())
+        sel = valid * on
+    return region_l1(err_t, err_p, sel)
