@@ -304,7 +304,7 @@ def _train(cfg, resume: bool, given: dict, console) -> None:
             if plain and record:
                 ls = record["losses"]
                 # the terms this run's objective has, in a fixed order (paper: l1, imp; balanced: spot …)
-                shown = ", ".join(f"{k} {ls[k]:.4f}" for k in ("l1", "imp", "spot", "clean", "gen", "bce", "dice", "flow") if k in ls)
+                shown = ", ".join(f"{k} {ls[k]:.4f}" for k in ("l1", "imp", "spot", "clean", "gen", "bce", "dice", "temporal", "flow") if k in ls)
                 d = f", D {ls['d']:.3f}" if "d" in ls else ""
                 console.print(f"step {step}: {record['steps_per_s']:.2f} it/s, G {ls.get('total_g', float('nan')):.4f} ({shown}){d}", soft_wrap=True)
             fields = {}
