@@ -17,7 +17,9 @@ model could score well by changing nothing. This one renders, per face:
 Spots cluster (cheeks > chin, forehead > elsewhere) and are rendered as per-pixel shifts in CIE Lab
 with the lightness change proportional to the local lightness, so the skin's own texture stays
 visible under them. Every kind is reported as a class map (``acne`` = dot + papule + pustule,
-``marks`` = mark + comedone, ``redness``) so later models can learn per-class maps.
+``marks`` = mark + comedone, ``redness``) so later models can learn per-class maps, and with its
+own Lab shift (:attr:`AcneResult.shifts`) so a training pair can remove some classes and keep the
+others exactly (:mod:`.classpairs`). The class names are :data:`vretouch_cli.classes.TEMPORARY`.
 
 Images are float32 H×W×3 RGB in [0, 1]; maps float32 H×W in [0, 1]. Sizes are given at S = 512
 and scaled with the crop.
@@ -31,11 +33,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..classes import TEMPORARY
 from .blemish import SkinGeometry, clustered_points, face_regions, lab_to_rgb, rgb_to_lab, template_landmarks
 
 SPOT_KINDS = ("dot", "papule", "pustule", "mark", "comedone")
 CLASS_OF = {"dot": "acne", "papule": "acne", "pustule": "acne", "mark": "marks", "comedone": "marks", "redness": "redness"}
-CLASSES = ("acne", "redness", "marks")
+CLASSES = TEMPORARY  # the temporary classes of vretouch_cli.classes: one source of truth
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,30 @@ class AcneResult:
     alpha: np.ndarray  # H×W float32 in [0, 1]: footprint of everything that was added
     classes: dict[str, np.ndarray] = field(default_factory=dict)  # class → H×W footprint
     counts: dict[str, int] = field(default_factory=dict)
+    # class → H×W×3 float32 Lab shift with the strength applied (see :func:`shift_lab`); their sum
+    # is what ``raw`` renders (up to float rounding), each one alone is that class's change.
+    shifts: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def shift_lab(lab: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Apply a Lab shift in place and return ``lab``: L* += shift[..., 0]·L* (lightness change
+    relative to the local lightness, so the skin's texture stays visible), a* += shift[..., 1],
+    b* += shift[..., 2]. ``shift`` is H×W×3 float32, ``lab`` H×W×3 from :func:`.blemish.rgb_to_lab`."""
+    lab[..., 0] += shift[..., 0] * lab[..., 0]
+    lab[..., 1] += shift[..., 1]
+    lab[..., 2] += shift[..., 2]
+    return lab
+
+
+def supersampling(radius: float) -> int:
+    """Supersampling factor of a spot patch: small spots are anti-aliased, big ones are smooth."""
+    return 3 if radius < 1.5 else 2 if radius < 3.5 else 1
+
+
+def downsample(a: np.ndarray, ss: int) -> np.ndarray:
+    """Box-average an (n·ss)² supersampled patch to n² float32."""
+    n = a.shape[0] // ss
+    return a.reshape(n, ss, n, ss).mean(axis=(1, 3)).astype(np.float32)
 
 
 _DIAMETER_512 = {"dot": (1.0, 3.0), "papule": (3.0, 10.0), "pustule": (4.0, 11.0), "mark": (4.0, 14.0), "comedone": (1.0, 3.0)}
@@ -98,7 +125,7 @@ def _render_spot(kind: str, diameter: float, light: np.ndarray, rng: np.random.G
     """One spot on a small patch: (footprint, dL_rel, da, db, half). dL_rel is relative to the
     skin's lightness (×L*/100 later), da, db in Lab units."""
     radius = diameter / 2.0
-    ss = 3 if radius < 1.5 else 2 if radius < 3.5 else 1
+    ss = supersampling(radius)
     gx, gy, half = _patch_grid(radius, rng, ss)
     r = _irregular_radius(gx, gy, rng, 0.35 if kind == "mark" else 0.18) / max(radius, 0.35)
     tex = rng.standard_normal(gx.shape).astype(np.float32)
@@ -139,12 +166,7 @@ def _render_spot(kind: str, diameter: float, light: np.ndarray, rng: np.random.G
         da = rng.uniform(0.0, 2.0) * p
         db = rng.uniform(1.0, 4.0) * p
 
-    n = 2 * half + 1
-
-    def down(a: np.ndarray) -> np.ndarray:
-        return a.reshape(n, ss, n, ss).mean(axis=(1, 3)).astype(np.float32)
-
-    return down(p), down(dL), down(da), down(db), half
+    return downsample(p, ss), downsample(dL, ss), downsample(da, ss), downsample(db, ss), half
 
 
 def _redness_field(geo: SkinGeometry, size: int, rng: np.random.Generator, landmarks: np.ndarray | None) -> np.ndarray:
@@ -187,12 +209,14 @@ def synthesize_acne(
 
     ``geometry`` comes from :func:`.blemish.skin_geometry` of the same crop. ``severity`` (0–1)
     and ``strength`` fix the draw (else random from ``params``); severity 0 returns the clean crop.
+    Besides the class footprints, each class's own Lab shift is returned (``shifts``).
     """
     size = clean.shape[0]
     scale = size / 512.0
     zeros = np.zeros((size, size), np.float32)
     counts = {k: 0 for k in (*SPOT_KINDS, "redness")}
-    empty = AcneResult(clean.astype(np.float32).copy(), zeros.copy(), {c: zeros.copy() for c in CLASSES}, counts)
+    no_shift = np.zeros((size, size, 3), np.float32)
+    empty = AcneResult(clean.astype(np.float32).copy(), zeros.copy(), {c: zeros.copy() for c in CLASSES}, counts, {c: no_shift.copy() for c in CLASSES})
     if severity is None:
         severity = 0.0 if rng.random() < params.p_clean else rng.uniform(*params.severity_range)
     if strength is None:
@@ -210,6 +234,8 @@ def synthesize_acne(
     da = zeros.copy()
     db = zeros.copy()
     foot = {c: zeros.copy() for c in CLASSES}
+    # Per class too (the totals above stay as they were, so ``raw`` is unchanged to the bit).
+    parts = {c: np.zeros((size, size, 3), np.float32) for c in CLASSES}
     angle = rng.uniform(0, 2 * math.pi)
     light = np.array([math.cos(angle), math.sin(angle)])
     kinds_p = np.asarray(params.p_kind, np.float64)
@@ -233,6 +259,7 @@ def synthesize_acne(
         da[sl_] += sa[pp] * gate
         db[sl_] += sb[pp] * gate
         c = CLASS_OF[kind]
+        parts[c][sl_] += np.stack([sl[pp], sa[pp], sb[pp]], axis=-1) * gate[..., None]
         foot[c][sl_] = np.maximum(foot[c][sl_], p[pp] * gate)
         counts[kind] += 1
 
@@ -240,18 +267,17 @@ def synthesize_acne(
         red = _redness_field(geometry, size, rng, landmarks)
         if red.max() > 0.05:
             amount = rng.uniform(3.0, 8.0)
-            da += amount * red
-            dL_rel += -rng.uniform(0.01, 0.04) * red
-            db += rng.uniform(0.0, 1.5) * red
+            red_shift = np.stack([-rng.uniform(0.01, 0.04) * red, amount * red, rng.uniform(0.0, 1.5) * red], axis=-1)
+            dL_rel += red_shift[..., 0]
+            da += red_shift[..., 1]
+            db += red_shift[..., 2]
+            parts["redness"] += red_shift
             foot["redness"] = np.clip(red * amount / 4.0, 0.0, 1.0)
             counts["redness"] = 1
 
-    lab = rgb_to_lab(clean)
-    lab[..., 0] += strength * dL_rel * lab[..., 0]
-    lab[..., 1] += strength * da
-    lab[..., 2] += strength * db
-    raw = lab_to_rgb(lab)
+    raw = lab_to_rgb(shift_lab(rgb_to_lab(clean), np.stack([strength * dL_rel, strength * da, strength * db], axis=-1)))
     touched = (np.abs(dL_rel) + np.abs(da) + np.abs(db)) > 0
     raw = np.where(touched[..., None], raw, clean).astype(np.float32)
     alpha = np.maximum.reduce([foot[c] for c in CLASSES])
-    return AcneResult(raw, alpha.astype(np.float32), foot, counts)
+    shifts = {c: (strength * parts[c]).astype(np.float32) for c in CLASSES}
+    return AcneResult(raw, alpha.astype(np.float32), foot, counts, shifts)
