@@ -132,7 +132,7 @@ def test_camera_keeps_equal_pixels_equal():
     a = (clean * 255).astype(np.uint8)
     b = a.copy()
     b[60:63, 60:63] = (200, 60, 60)
-    every = CameraParams(1, 1, 1, 1, 1, 1, 1)
+    every = CameraParams(1, 1, 1, 1, 1, 1, 1, p_shade=1)
     for seed in range(4):
         ra, rb = apply_camera([a, b], np.random.default_rng(seed), 128, every)
         d = np.abs(ra.astype(int) - rb.astype(int)).max(axis=2)
@@ -142,6 +142,26 @@ def test_camera_keeps_equal_pixels_equal():
         assert d[far].max() == 0
         same = apply_camera([a, a], np.random.default_rng(seed), 96, every)
         assert np.array_equal(same[0], same[1]) and same[0].shape == (96, 96, 3)
+
+
+def test_camera_shading_darkens_a_cheek_smoothly_and_keeps_older_draws():
+    from vretouch_cli.train.photometric import CameraParams, _camera, apply_camera
+
+    flat = np.full((128, 128, 3), 160, np.uint8)
+    only_shade = CameraParams(0, 0, 0, 0, 0, 0, 0, p_shade=1)
+    change = np.zeros((128, 128), np.float32)
+    for seed in range(6):
+        (out,) = apply_camera([flat], np.random.default_rng(seed), 128, only_shade)
+        lum = out.astype(np.float32).mean(axis=2)
+        assert lum.min() <= 155  # somewhere the face turns away and darkens …
+        assert np.abs(np.diff(lum, axis=1)).max() <= 8  # … smoothly: no spot-like edge
+        change += np.abs(lum - 160)
+    sides = np.concatenate([change[:, 19:38], change[:, 90:109]], axis=1).mean()
+    assert change[:, 58:70].mean() < 0.5 * sides  # on the cheeks and temples, not down the middle
+    # Shading is drawn after every other element: a given rng gives the same camera otherwise.
+    with_shade = _camera(np.random.default_rng(5), CameraParams(p_shade=1), 128)
+    without = _camera(np.random.default_rng(5), CameraParams(p_shade=0), 128)
+    assert "shade" in with_shade and {k: v for k, v in with_shade.items() if k != "shade"}.keys() == without.keys()
 
 
 def test_fill_model_is_exact_where_mask_is_zero_and_fills_holes():

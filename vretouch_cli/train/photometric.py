@@ -30,6 +30,7 @@ class CameraParams:
     p_noise: float = 0.5  # sensor noise
     p_jpeg: float = 0.7  # compression
     jpeg_quality: tuple[int, int] = (30, 95)
+    p_shade: float = 0.5  # shading where the face curves away from the light (smooth elongated blobs)
 
 
 def _camera(rng: np.random.Generator, p: CameraParams, size: int) -> dict:
@@ -52,7 +53,30 @@ def _camera(rng: np.random.Generator, p: CameraParams, size: int) -> dict:
         cam["noise_chroma"] = float(rng.uniform(0.0, 0.6))
     if rng.random() < p.p_jpeg:
         cam["jpeg"] = int(rng.integers(p.jpeg_quality[0], p.jpeg_quality[1] + 1))
+    # Drawn last, so the other elements of a given rng stay what they were before shading existed.
+    if rng.random() < p.p_shade:
+        blobs = []
+        for _ in range(int(rng.integers(1, 4))):
+            side = rng.choice([-1.0, 1.0])
+            cx = 0.5 + side * rng.uniform(0.15, 0.38)  # cheeks and temples, where the face turns away
+            cy = rng.uniform(0.3, 0.85)
+            sx, sy = rng.uniform(0.05, 0.1), rng.uniform(0.1, 0.25)  # narrow across, long down the face
+            blobs.append((float(cx), float(cy), float(sx), float(sy), float(-rng.uniform(0.05, 0.3)), float(rng.uniform(-0.35, 0.35))))
+        cam["shade"] = blobs
     return cam
+
+
+def _shading(h: int, w: int, blobs: list) -> np.ndarray:
+    """Multiplicative field 1 + Σ amount·exp(−½ r²) of rotated, elongated Gaussian blobs (H×W)."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = xs / w, ys / h
+    field = np.ones((h, w), np.float32)
+    for cx, cy, sx, sy, amount, tilt in blobs:
+        c, s_ = np.cos(tilt), np.sin(tilt)
+        du, dv = u - cx, v - cy
+        a, b = c * du + s_ * dv, -s_ * du + c * dv
+        field += amount * np.exp(-0.5 * ((a / sx) ** 2 + (b / sy) ** 2))
+    return np.clip(field, 0.3, 1.5)
 
 
 def _apply(img: np.ndarray, cam: dict, out_size: int) -> np.ndarray:
@@ -67,6 +91,8 @@ def _apply(img: np.ndarray, cam: dict, out_size: int) -> np.ndarray:
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         ramp = ((xs / w - 0.5) * cx + (ys / h - 0.5) * cy) * 2.0  # −1 … 1 across the crop
         x = x * (1.0 + amount * ramp)[..., None]
+    if "shade" in cam:
+        x = x * _shading(h, w, cam["shade"])[..., None]
     x = np.clip(x, 0.0, 1.0)
     if "blur" in cam:
         x = cv2.GaussianBlur(x, (0, 0), cam["blur"])
