@@ -60,7 +60,7 @@ def train(
     w_spot: Optional[float] = typer.Option(None, "--w-spot", help="balanced: L1 inside the blemish region, per its area (default 10)."),
     w_clean: Optional[float] = typer.Option(None, "--w-clean", help="balanced: L1 outside it, the identity term (default 10)."),
     w_gen: Optional[float] = typer.Option(None, "--w-gen", help="balanced: L1 of G's fill-in inside the blemishes (default 5)."),
-    w_temporal: Optional[float] = typer.Option(None, "--w-temporal", help="δ > 1: flicker of the correction between consecutive frames (default 0 = off; a second synthesis pass per step)."),
+    w_temporal: Optional[float] = typer.Option(None, "--w-temporal", help="δ > 1: flicker of the correction between consecutive frames (default 0 = off; a second forward pass per step)."),
     lr_final: Optional[float] = typer.Option(None, "--lr-final", help="Cosine-decay the LR to this fraction of --lr at --steps (default 1 = constant)."),
     pos_weight_cap: Optional[float] = typer.Option(None, "--pos-weight-cap", help="balanced: cap of the BCE's positive weight (default 20)."),
     ring_weight: Optional[float] = typer.Option(None, "--ring-weight", help="balanced: weight of the clean ring around blemishes (default 4)."),

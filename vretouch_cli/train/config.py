@@ -54,7 +54,7 @@ class LossWeights:
     # Multi-frame clips only: the target's error against the clean frame should move with the
     # face, |(ŷ_t − y_t) − W(ŷ_{t−1} − y_{t−1})| (W: the exact flow), over the blemish region and
     # wherever either map is on — flicker of the correction, the quantity the temporal metrics
-    # measure. Costs a second synthesis pass per step (see losses.temporal_loss).
+    # measure. Costs a second forward pass of the clip per step (see losses.temporal_loss).
     temporal: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
