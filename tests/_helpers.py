@@ -33,3 +33,27 @@ def cli(args) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def write_prepared(root: Path, n: int = 4, size: int = 128) -> Path:
+    """A ``--prepare-faces`` folder of ``n`` flat skin-coloured faces at the template's landmarks
+    (one identity each), as the training-data tests use."""
+    import json
+
+    from vretouch_cli.face.align import template
+    from vretouch_cli.train.prepare import FORMAT
+
+    root.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        img = np.empty((size, size, 3), np.float32)
+        img[:] = (0.78, 0.6, 0.5)
+        img += rng.normal(0, 0.015, (size, size, 1)).astype(np.float32)
+        name = f"p{i:03d}_03.jpg"
+        cv2.imwrite(str(root / name), cv2.cvtColor((np.clip(img, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+        lm = template(size).astype(np.float32)
+        items.append({"file": name, "identity": f"p{i:03d}", "source": name, "score": 1.0, "landmarks": lm.tolist()})
+    manifest = {"format": FORMAT, "size": size, "template": "ffhq-5pt", "source_fingerprint": "x", "items": items, "skipped": []}
+    (root / "prepared.json").write_text(json.dumps(manifest))
+    return root

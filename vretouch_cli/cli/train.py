@@ -69,6 +69,10 @@ def train(
     gt_scale: Optional[float] = typer.Option(None, "--gt-scale", help="M_gt = |raw − target| / this (in [0, 1] units), clipped to 1 (default 0.1, the evaluator's)."),
     build_cache: Optional[Path] = typer.Option(None, "--build-cache", help="Make the cached training pairs of this --prepare-faces folder into -o and exit."),
     cache_variants: int = typer.Option(10, "--cache-variants", help="Blemished variants per training face for --build-cache."),
+    cache_classes: bool = typer.Option(
+        False, "--cache-classes",
+        help="--build-cache: also moles and freckles, with every class's layer stored, so a model with class heads (--model-option classes=…) trains on any selection.",
+    ),
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Max gradient norm (default 1; 0 = off)."),
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="EMA decay of G (default 0.999)."),
     export_to: Optional[Path] = typer.Option(None, "--export-to", help="Where training writes the final EMA weights (default RUN/weights_ema.safetensors)."),
@@ -94,8 +98,10 @@ def train(
     if prepare_faces is not None:
         _prepare(prepare_faces, out, size or 512, console)
         return
+    if cache_classes and build_cache is None:
+        raise UsageError("--cache-classes goes with --build-cache PREP -o CACHE")
     if build_cache is not None:
-        _build_cache(build_cache, out, size or 256, cache_variants, console)
+        _build_cache(build_cache, out, size or 256, cache_variants, console, cache_classes)
         return
 
     from ..train.config import LossWeights, TrainConfig
@@ -345,7 +351,7 @@ def _train(cfg, resume: bool, given: dict, console) -> None:
         )
 
 
-def _build_cache(prepared: Path, out: Optional[Path], size: int, variants: int, console) -> None:
+def _build_cache(prepared: Path, out: Optional[Path], size: int, variants: int, console, classes: bool = False) -> None:
     from ..train.patches import build_cache, is_cache
     from ..train.prepare import is_prepared
 
@@ -361,7 +367,8 @@ def _build_cache(prepared: Path, out: Optional[Path], size: int, variants: int, 
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("training pairs", total=None)
-        meta = build_cache(prepared, out, size=size, variants=variants, on_progress=lambda i, n: progress.update(task, completed=i, total=n))
+        meta = build_cache(prepared, out, size=size, variants=variants, classes=classes, on_progress=lambda i, n: progress.update(task, completed=i, total=n))
         task = progress.add_task("validation pairs", total=None)
-        val = build_cache(prepared, out / "val", size=size, variants=3, split="val", on_progress=lambda i, n: progress.update(task, completed=i, total=n))
-    console.print(f"wrote {meta['items']} training and {val['items']} validation pairs at {size}×{size} to {out}")
+        val = build_cache(prepared, out / "val", size=size, variants=3, split="val", classes=classes, on_progress=lambda i, n: progress.update(task, completed=i, total=n))
+    kind = " (with per-class layers: any selection)" if classes else ""
+    console.print(f"wrote {meta['items']} training and {val['items']} validation pairs at {size}×{size}{kind} to {out}")

@@ -120,14 +120,40 @@ def class_pair(
     targets of the same input.
     """
     w = check_selection(selection)
+    layers = draw_classes(clean, rng, geometry, landmarks, feature_params, acne_params, severity, strength)
+    inp, target = render_pair(clean, layers.shifts, layers.footprints, w)
+    return ClassPair(inp, target, layers.footprints, w, layers.counts)
+
+
+@dataclass
+class ClassLayers:
+    """Every class's draw on one clean crop, before any selection (see :func:`draw_classes`)."""
+
+    footprints: dict[str, np.ndarray]  # every class of CLASSES → H×W float32 footprint in [0, 1]
+    shifts: dict[str, np.ndarray]  # every class of CLASSES → H×W×3 float32 Lab shift, zero off its footprint
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def draw_classes(
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    geometry: SkinGeometry,
+    landmarks: np.ndarray | None = None,
+    feature_params: FeatureParams = FeatureParams(),
+    acne_params: AcneParams = AcneParams(),
+    severity: float | None = None,
+    strength: float | None = None,
+) -> ClassLayers:
+    """The draws of :func:`class_pair` (same ``rng`` use): moles and freckles on ``clean``, acne on
+    top of them, as per-class footprints and Lab shifts. :func:`render_pair` turns them into the
+    pair of any selection, so one draw serves every selection (the class cache stores these)."""
     feats = synthesize_features(clean, rng, geometry, feature_params, landmarks)
     acne = synthesize_acne(feats.raw, rng, geometry, acne_params, landmarks, severity, strength)
     footprints = {**feats.classes, **acne.classes}
     shifts = dict(feats.shifts)
     for c in TEMPORARY:  # acne leaves a few ~1e-35 shifts outside its footprints (float underflow)
         shifts[c] = np.where(acne.classes[c][..., None] > 0, acne.shifts[c], 0.0).astype(np.float32)
-    inp, target = render_pair(clean, shifts, footprints, w)
-    return ClassPair(inp, target, {c: footprints[c] for c in CLASSES}, w, {**acne.counts, **feats.counts})
+    return ClassLayers({c: footprints[c] for c in CLASSES}, {c: shifts[c] for c in CLASSES}, {**acne.counts, **feats.counts})
 
 
 def random_selection(

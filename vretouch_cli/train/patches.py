@@ -13,6 +13,10 @@ model's size S. The result is four uint8 arrays (memory-mapped when read): ``raw
 windowed attention, so patches train the same weights at the model's native scale for a fraction
 of the cost. The affines are shifted into the crop's coordinates, so the ground-truth flow is exact.
 Every item is a pure function of ``(index, seed)`` (exact resume).
+
+With ``classes=True`` the cache also keeps every imperfection class's layer (:mod:`.classcache`):
+faces get moles and freckles besides acne, and ``PatchDataset(..., classes=…)`` draws a selection
+per sample and renders that selection's target, adding ``select`` and per-class maps to the item.
 """
 
 from __future__ import annotations
@@ -82,10 +86,14 @@ def build_cache(
     workers: int = 2,
     on_progress=None,
     split: str = "train",
+    classes: bool = False,
+    feature_params=None,
 ) -> dict:
     """Cache ``variants`` blemished pairs of every *training* person's face (validation people,
     split by identity as everywhere else, are left out) in ``out``; ``split="val"`` caches the
-    validation people instead. Returns the metadata."""
+    validation people instead. ``classes``: also moles and freckles, and every class's layer, so
+    that any selection can be trained on (:mod:`.classcache`; ``feature_params``: the moles' and
+    freckles' :class:`.features.FeatureParams`, default its defaults). Returns the metadata."""
     import multiprocessing as mp
 
     from .acne import AcneParams
@@ -101,6 +109,28 @@ def build_cache(
     params = AcneParams()
     jobs = [(str(f.file), f.landmarks.tolist(), f.size, size, variants, (seed, i), params) for i, f in enumerate(train)]
     n = len(train) * variants
+    extra = None
+    if classes:
+        from . import classcache
+        from ..classes import CLASSES
+        from .features import FeatureParams
+
+        sizes = {f.size for f in train}
+        if len(sizes) > 1:
+            raise InputError(f"{prepared}: a class cache needs one crop size, the prepared faces have {sorted(sizes)}")
+        source = sizes.pop() if sizes else size
+        jobs = [job + (feature_params or FeatureParams(),) for job in jobs]
+        extra = {
+            "clean": np.lib.format.open_memmap(out / "clean.npy", "w+", np.uint8, (len(train), source, source, 3)),
+            "sparse_offsets": np.lib.format.open_memmap(out / "sparse_offsets.npy", "w+", np.int64, (n, len(CLASSES) + 1)),
+            "camera_seed": np.lib.format.open_memmap(out / "camera_seed.npy", "w+", np.int64, (n,)),
+        }
+        ragged = {
+            "sparse_index": classcache.RaggedWriter(out, "sparse_index", np.int32),
+            "sparse_foot": classcache.RaggedWriter(out, "sparse_foot", np.float16),
+            "sparse_shift": classcache.RaggedWriter(out, "sparse_shift", np.float16, (3,)),
+        }
+    job_fn = _face_job if extra is None else classcache.class_face_job
     arrays = {
         "raw": np.lib.format.open_memmap(out / "raw.npy", "w+", np.uint8, (n, size, size, 3)),
         "target": np.lib.format.open_memmap(out / "target.npy", "w+", np.uint8, (n, size, size, 3)),
@@ -110,14 +140,31 @@ def build_cache(
     healed = []
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(max(1, workers)) as pool:
-        for i, res in enumerate(pool.imap(_face_job, jobs)):
+        for i, res in enumerate(pool.imap(job_fn, jobs)):
             for k, arr in arrays.items():
                 arr[i * variants : (i + 1) * variants] = np.stack(res[k])
+            if extra is not None:
+                extra["clean"][i] = res["clean"]
+                for v, entries in enumerate(res["entries"]):
+                    row = i * variants + v
+                    offsets = [ragged["sparse_index"].rows]
+                    for idx, foot, shift in entries:
+                        ragged["sparse_index"].add(idx)
+                        ragged["sparse_foot"].add(foot)
+                        ragged["sparse_shift"].add(shift)
+                        offsets.append(ragged["sparse_index"].rows)
+                    extra["sparse_offsets"][row] = offsets
+                    extra["camera_seed"][row] = res["camera_seed"][v]
             healed.append(res["healed_share"])
             if on_progress:
                 on_progress(i + 1, len(jobs))
     for arr in arrays.values():
         arr.flush()
+    if extra is not None:
+        for arr in extra.values():
+            arr.flush()
+        for writer in ragged.values():
+            writer.finish()
     meta = {
         "format": CACHE_FORMAT,
         "size": size,
@@ -131,6 +178,10 @@ def build_cache(
         "healed_share_mean": float(np.mean(healed)) if healed else 0.0,
         "blemished_share": float((arrays["alpha"].reshape(n, -1).max(axis=1) > 64).mean()),
     }
+    if extra is not None:
+        meta["classes"] = list(CLASSES)
+        meta["source_size"] = int(source)
+        meta["class_entries"] = int(ragged["sparse_index"].rows)
     tmp = out / f".{META}.tmp.{os.getpid()}"
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, out / META)
@@ -145,8 +196,21 @@ def load_cache(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise InputError(f"{folder}: not a training cache ({exc}); build one with `vretouch train --build-cache`") from exc
     if meta.get("format") != CACHE_FORMAT:
         raise InputError(f"{folder / META}: unknown format {meta.get('format')!r}")
-    arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in ("raw", "target", "alpha", "classes")}
+    names = ("raw", "target", "alpha", "classes")
+    if meta.get("classes"):
+        from .classcache import ARRAYS
+
+        names += ARRAYS
+    arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in names}
     return meta, arrays
+
+
+def has_classes(folder: str | Path) -> bool:
+    """True when ``folder`` is a class cache (built with ``classes=True``)."""
+    try:
+        return bool(json.loads((Path(folder) / META).read_text()).get("classes"))
+    except (OSError, ValueError):
+        return False
 
 
 @lru_cache(maxsize=4)
@@ -168,10 +232,29 @@ class PatchParams:
 
 
 class PatchDataset(Dataset):
-    """Clips of ``frames`` frames cropped from cached pairs; same item dict as ClipDataset."""
+    """Clips of ``frames`` frames cropped from cached pairs; same item dict as ClipDataset.
 
-    def __init__(self, folder: str | Path, frames: int, params: PatchParams = PatchParams(), indices: list[int] | None = None) -> None:
+    ``classes`` (a class cache only; the class heads of the model trained, names from
+    :data:`vretouch_cli.classes.CLASSES`): each item draws its own selection from its seed
+    (:func:`.classcache.selection_for`; classes not in ``classes`` are kept), its ``target`` is that
+    selection's, and it also holds ``select`` [K] float32 (the weights, ``classes`` order) and
+    ``class_maps`` [T, K, P, P] float32 in [0, 1]: every class's footprint, whatever the selection
+    (where each class is; the selection only decides what is removed).
+    """
+
+    def __init__(
+        self, folder: str | Path, frames: int, params: PatchParams = PatchParams(), indices: list[int] | None = None,
+        classes: tuple[str, ...] | None = None,
+    ) -> None:
         self.meta, self.arrays = load_cache(folder)
+        self.classes = tuple(classes) if classes else None
+        self.layers = None
+        if self.classes:
+            from .classcache import ClassLayersReader
+
+            if not self.meta.get("classes"):
+                raise InputError(f"{folder}: this training cache has no per-class layers; build one with `vretouch train --build-cache PREP -o CACHE --cache-classes`")
+            self.layers = ClassLayersReader(self.meta, self.arrays)
         self.size = int(self.meta["size"])
         self.frames = int(frames)
         self.params = params
@@ -192,10 +275,20 @@ class PatchDataset(Dataset):
         raw = np.asarray(self.arrays["raw"][i])
         tgt = np.asarray(self.arrays["target"][i])
         alpha = np.asarray(self.arrays["alpha"][i])
+        maps_f = select = None
+        if self.layers is not None:
+            from .classcache import footprint_maps, selection_for
+
+            select = selection_for(seed, self.classes)
+            entries = self.layers.entries(i)
+            tgt = self.layers.target(i, select, entries)
+            maps = footprint_maps(entries, self.layers.source, S, self.classes)
         affines = random_motion(T, S, rng, self.params.motion)
         raw_f = warp_frames(raw, affines, S)
         tgt_f = warp_frames(tgt, affines, S)
         alpha_f = warp_frames(alpha, affines, S)
+        if select is not None:
+            maps_f = warp_frames(maps, affines, S)
         P = self.params.patch or S
         if P < S:
             ti = T // 2
@@ -216,6 +309,8 @@ class PatchDataset(Dataset):
             raw_f = raw_f[:, y0 : y0 + P, x0 : x0 + P]
             tgt_f = tgt_f[:, y0 : y0 + P, x0 : x0 + P]
             alpha_f = alpha_f[:, y0 : y0 + P, x0 : x0 + P]
+            if maps_f is not None:
+                maps_f = maps_f[:, y0 : y0 + P, x0 : x0 + P]
             affines = affines.copy()
             affines[:, 0, 2] -= x0
             affines[:, 1, 2] -= y0
@@ -223,4 +318,10 @@ class PatchDataset(Dataset):
         def tensor(frames: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
 
-        return {"raw": tensor(raw_f), "target": tensor(tgt_f), "affines": torch.from_numpy(affines), "alpha": tensor(alpha_f)}
+        item = {"raw": tensor(raw_f), "target": tensor(tgt_f), "affines": torch.from_numpy(affines), "alpha": tensor(alpha_f)}
+        if select is not None:
+            from ..classes import CLASSES
+
+            item["select"] = torch.from_numpy(select[[CLASSES.index(c) for c in self.classes]].copy())
+            item["class_maps"] = tensor(maps_f)
+        return item
