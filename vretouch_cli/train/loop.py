@@ -9,6 +9,12 @@ One step (per rank, batch B of T = δ + 1 frame clips, target = the centre frame
    backward, clipping, Adam step.
 4. EMA update of G (decay warmed up as ``min(decay, (1+n)/(10+n))``).
 
+A model with class heads (``ModelConfig.classes``, issue 11) trains on a class cache only
+(``--build-cache … --cache-classes``): each sample's selection goes into G, the target is that
+selection's, and the map terms (balanced: BCE and soft Dice; paper: L1) are taken per class
+against each class's footprint and averaged over the classes (each class's part is logged as
+``bce_<class>`` / ``dice_<class>``); validation adds ``soft_iou_<class>``.
+
 Exact resume: all data comes from keys that depend only on (seed, step, rank), no extra global
 RNG draw happens outside the steps (validation and export run under ``fork_rng``), and the
 checkpoint holds model, EMA, D, both optimisers, the grad scaler and every rank's RNG states.
@@ -224,10 +230,19 @@ class Models:
         # generator step (D frozen; D's own module so DDP does not expect D gradients)
         D.requires_grad_(False)
         balanced = cfg.objective == "balanced"
+        # Class heads (issue 11): the sample's selection goes into G, and each class's map is
+        # trained against that class's footprint (batch["class_maps"], every class whatever the
+        # selection); the image terms use the selection's target, as without heads.
+        heads = self.G.config.classes
+        extra: dict[str, torch.Tensor] = {}
+        if heads:
+            extra["select"] = batch["select"].to(device, non_blocking=True).float()
+            class_gt = batch["class_maps"].to(device, non_blocking=True).float()  # [B, T, K, S, S]
         with _autocast(device, dtype):
-            out = self.G_run(raw, ti, return_raw=w.imperfection > 0 and not balanced)
+            out = self.G_run(raw, ti, return_raw=w.imperfection > 0 and not balanced, **extra)
         pred = out.out
         terms: dict[str, torch.Tensor] = {}
+        logged: dict[str, torch.Tensor] = {}  # per-class parts of the terms: logged, not added again
         if balanced:
             m_gt = gt_imperfection_map(raw, tgt, cfg.gt_map_scale)  # [B, T, 1, S, S]
             _, region = blemish_regions(m_gt[:, ti])
@@ -235,8 +250,16 @@ class Models:
             terms["spot"] = region_l1(pred, y, region)
             terms["clean"] = region_l1(pred, y, 1.0 - region)
             terms["gen"] = region_l1(out.generated, y, spots)
-            terms["bce"] = balanced_map_loss(out.logits, m_gt, self.G.config.mask_floor, w.pos_weight_cap, w.ring_weight)
-            terms["dice"] = soft_dice_loss(out.masks, m_gt)
+            if heads:
+                for k, name in enumerate(heads):
+                    gt_k = class_gt[:, :, k : k + 1]
+                    logged[f"bce_{name}"] = balanced_map_loss(out.class_logits[:, :, k : k + 1], gt_k, self.G.config.mask_floor, w.pos_weight_cap, w.ring_weight)
+                    logged[f"dice_{name}"] = soft_dice_loss(out.class_maps[:, :, k : k + 1], gt_k)
+                terms["bce"] = torch.stack([logged[f"bce_{name}"] for name in heads]).mean()
+                terms["dice"] = torch.stack([logged[f"dice_{name}"] for name in heads]).mean()
+            else:
+                terms["bce"] = balanced_map_loss(out.logits, m_gt, self.G.config.mask_floor, w.pos_weight_cap, w.ring_weight)
+                terms["dice"] = soft_dice_loss(out.masks, m_gt)
         else:
             terms["l1"] = F.l1_loss(pred.float(), y)
         if self.perceptual is not None:
@@ -247,13 +270,15 @@ class Models:
                 terms["adv_g"] = g_hinge_loss(D(pred))
         if w.temporal > 0 and T > 1:
             with _autocast(device, dtype):
-                prev = self.G_run(raw, ti - 1, return_raw=False)
+                prev = self.G_run(raw, ti - 1, return_raw=False, **extra)
             terms["temporal"] = temporal_loss(
                 pred, y, prev.out, tgt[:, ti - 1], flow_gt[:, ti - 1], region if balanced else None, out.mask, prev.mask
             )
         if w.flow > 0 and T > 1:
             terms["flow"] = F.l1_loss(out.flows.float(), flow_gt)
-        if w.imperfection > 0 and not balanced:
+        if w.imperfection > 0 and not balanced and heads:
+            terms["imp"] = F.l1_loss(out.class_maps.float(), class_gt)  # every class's map against its footprint
+        elif w.imperfection > 0 and not balanced:
             m_gt = gt_imperfection_map(raw, tgt, cfg.gt_map_scale)
             imp = F.l1_loss(out.masks.float(), m_gt)
             if out.masks_raw is not None:
@@ -289,6 +314,7 @@ class Models:
         scaler.update()
         self.ema.update(G, step)
         terms["total_g"] = loss_g
+        terms.update(logged)
         return {k: v.detach() for k, v in terms.items()}
 
 
@@ -317,13 +343,24 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
     ti = t // 2
     ps, ps_raw, ss, epe = [], [], [], []
     inter = union = 0.0
+    heads = tuple(model.config.classes)
+    inter_c = torch.zeros(len(heads), dtype=torch.float64)
+    union_c = torch.zeros(len(heads), dtype=torch.float64)
     rows: list[list[np.ndarray]] = []
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
         raw = to_model_range(torch.stack([c["raw"] for c in chunk]).to(device))
         tgt = to_model_range(torch.stack([c["target"] for c in chunk]).to(device))
+        extra = {}
+        if heads and "select" in chunk[0]:
+            extra["select"] = torch.stack([c["select"] for c in chunk]).to(device)
         with _autocast(device, dtype):
-            out = model(raw, ti, return_raw=False)
+            out = model(raw, ti, return_raw=False, **extra)
+        if heads and "class_maps" in chunk[0]:
+            gt_c = torch.stack([c["class_maps"][ti] for c in chunk]).to(device).float()  # [B, K, S, S]
+            p_c = out.class_maps[:, ti].float().clamp(0, 1)
+            inter_c += torch.minimum(p_c, gt_c).sum(dim=(0, 2, 3)).double().cpu()
+            union_c += torch.maximum(p_c, gt_c).sum(dim=(0, 2, 3)).double().cpu()
         m_gt = gt_imperfection_map(raw[:, ti], tgt[:, ti], gt_scale)
         pred = out.mask.float().clamp(0, 1)
         inter += float(torch.minimum(pred, m_gt).sum())
@@ -366,6 +403,9 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
     }
     if epe:
         metrics["flow_epe"] = float(np.mean(epe))
+    if heads and "class_maps" in items[0]:
+        for k, name in enumerate(heads):  # each class's map against its footprint
+            metrics[f"soft_iou_{name}"] = float(inter_c[k] / union_c[k]) if union_c[k] > 0 else 1.0
     return metrics, rows
 
 
@@ -425,10 +465,6 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
     from ..model.config import ModelConfig
 
     mcfg = ModelConfig.from_dict(state["model_config"]) if state else model_config_for(cfg)
-    if mcfg.classes:
-        # Per-class targets (moles and freckles, selection-dependent targets) are not in the
-        # training data yet (issue 11): fail clearly instead of deep inside a loss.
-        raise UsageError("training a model with class heads (--model-option classes=…) is not supported yet; train without it")
     S, T = mcfg.size, mcfg.delta + 1
 
     log = JsonlLog(run / LOG_FILE)
@@ -443,18 +479,29 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
     from .data import detect_mode
 
     mode = cfg.data_mode if cfg.data_mode != "auto" else detect_mode(Path(cfg.data))
+    heads = tuple(mcfg.classes) or None
+    if heads:
+        from .patches import has_classes
+
+        # Per-class maps and selection-dependent targets exist only in a class cache (issue 11):
+        # fail clearly here instead of deep inside a loss.
+        if mode != "patches" or not has_classes(cfg.data):
+            raise UsageError(
+                f"a model with class heads ({', '.join(heads)}) needs per-class training data: build a class cache with "
+                "`vretouch train --build-cache PREP -o CACHE --cache-classes` and train with --data CACHE"
+            )
     if main:
         run.mkdir(parents=True, exist_ok=True)
     val_items: list[dict[str, torch.Tensor]] = []
     if mode == "patches":
         from .patches import PatchDataset, PatchParams, is_cache
 
-        train_set = PatchDataset(cfg.data, T, PatchParams(patch=cfg.patch))
+        train_set = PatchDataset(cfg.data, T, PatchParams(patch=cfg.patch), classes=heads)
         n_train = len(train_set)
         val_root = Path(cfg.data) / "val"
-        say(f"data: cached training pairs {cfg.data} ({n_train} items, {cfg.patch or 'whole'}-px crops)")
+        say(f"data: cached training pairs {cfg.data} ({n_train} items, {cfg.patch or 'whole'}-px crops)" + (f"; a selection per sample for the class heads {', '.join(heads)}" if heads else ""))
         if main and cfg.val_items > 0 and is_cache(val_root):
-            val_set = PatchDataset(val_root, T, PatchParams(patch=0))
+            val_set = PatchDataset(val_root, T, PatchParams(patch=0), classes=heads if heads and has_classes(val_root) else None)
             val_items = [val_set[(i % len(val_set), 10_000_019 + i)] for i in range(cfg.val_items)]
     else:
         split: DataSplit | None = None
