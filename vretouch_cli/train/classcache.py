@@ -57,14 +57,19 @@ def render_sparse(clean8: np.ndarray, entries: Entries, selection: Sequence[floa
     on the pixels some class touches (it works pixel by pixel), the clean crop everywhere else."""
     from .classpairs import render_pair
 
-    union = np.unique(np.concatenate([e[0] for e in entries])) if any(len(e[0]) for e in entries) else np.zeros(0, np.int64)
+    flat = clean8.reshape(-1, 3)
+    touched = np.zeros(len(flat), bool)
+    for idx, _, _ in entries:
+        touched[idx] = True
+    union = np.flatnonzero(touched)
     if union.size == 0:
         return clean8.copy(), clean8.copy()
-    flat = clean8.reshape(-1, 3)
+    where = np.empty(len(flat), np.int64)  # pixel → row of the column
+    where[union] = np.arange(union.size)
     column = (flat[union].astype(np.float32) / 255.0)[:, None, :]
     feet, shifts = {}, {}
     for c, (idx, foot, shift) in zip(CLASSES, entries):
-        pos = np.searchsorted(union, idx)
+        pos = where[idx]
         feet[c] = np.zeros((union.size, 1), np.float32)
         shifts[c] = np.zeros((union.size, 1, 3), np.float32)
         feet[c][pos, 0] = foot.astype(np.float32)
