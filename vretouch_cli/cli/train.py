@@ -4,6 +4,7 @@
     vretouch train --out RUN --resume [--steps N]
     torchrun --nproc_per_node 2 -m vretouch_cli train --data DIR --out RUN ...
     vretouch train --prepare-faces PHOTOS -o PREP --size 512
+    vretouch train --build-cache PREP -o CACHE [--cache-classes]   (--cache-classes: for class heads)
     vretouch train --preview-data --data DIR -o preview.png
     vretouch train --export RUN -o weights.safetensors
 """
