@@ -65,7 +65,7 @@ def train(
     lr_final: Optional[float] = typer.Option(None, "--lr-final", help="Cosine-decay the LR to this fraction of --lr at --steps (default 1 = constant)."),
     pos_weight_cap: Optional[float] = typer.Option(None, "--pos-weight-cap", help="balanced: cap of the BCE's positive weight (default 20)."),
     ring_weight: Optional[float] = typer.Option(None, "--ring-weight", help="balanced: weight of the clean ring around blemishes (default 4)."),
-    init: Optional[str] = typer.Option(None, "--init", help="Start G from this weights file (same architecture; δ and S may differ)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start G from this weights file (same architecture; δ and S may differ; class heads may start from class-less weights)."),
     patch: Optional[int] = typer.Option(None, "--patch", help="Crop size for --data-mode patches (default 128; 0 = whole faces)."),
     gt_scale: Optional[float] = typer.Option(None, "--gt-scale", help="M_gt = |raw − target| / this (in [0, 1] units), clipped to 1 (default 0.1, the evaluator's)."),
     build_cache: Optional[Path] = typer.Option(None, "--build-cache", help="Make the cached training pairs of this --prepare-faces folder into -o and exit."),

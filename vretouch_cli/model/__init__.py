@@ -4,5 +4,6 @@
 - ``encoder`` (E), ``localize`` (N and the mask head I), ``flow`` (S), ``fir`` (FIR),
   ``mma`` (the MMA transformer), ``decoder`` (G), ``discriminator`` (D, training only);
 - ``network``: :class:`VRetouchEr` (per-frame parts + window part) and :class:`VROutput`;
-- ``summary``: parameters and GMAC of a config, counted on the meta device.
+- ``summary``: parameters and GMAC of a config, counted on the meta device;
+- ``transfer``: a class-head model's state dict from class-less weights (``train --init``).
 """

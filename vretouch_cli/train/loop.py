@@ -146,6 +146,17 @@ def _unit(x: torch.Tensor) -> np.ndarray:
     return np.round(((x.float().clamp(-1, 1) + 1.0) * 127.5).permute(1, 2, 0).cpu().numpy()) / 255.0
 
 
+def _first_mismatch(mine: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> str:
+    """The first tensor that keeps a state dict from loading into another ('' when none)."""
+    for name, t in mine.items():  # module order: the first layer that differs
+        if name not in theirs:
+            return f"{name} is missing from the file"
+        if t.shape != theirs[name].shape:
+            return f"{name} is {list(theirs[name].shape)} in the file but {list(t.shape)} here"
+    extra = [name for name in theirs if name not in mine]
+    return f"the file has {extra[0]}, this run's model does not" if extra else ""
+
+
 class Models:
     """G, D, the EMA of G, both Adam optimisers, the grad scaler and the loss modules of a run.
 
@@ -191,18 +202,36 @@ class Models:
 
     def init_from(self, spec: str) -> str:
         """Start G and its EMA from a weights file (``--init``); the architectures must match
-        (δ and S may differ: they change no weight). Returns where the file was found."""
+        (δ and S may differ: they change no weight), except that a run with class heads may start
+        from weights without them (:func:`~vretouch_cli.model.transfer.add_class_heads`: the new
+        model then starts as the source model). Returns the line to log."""
         from ..checkpoint import load_model
+        from ..model.transfer import add_class_heads
         from ..weights import resolve_weights
 
         path = resolve_weights(spec)
         src = load_model(path, device="cpu")
         mine, theirs = self.G.state_dict(), src.state_dict()
-        if set(mine) != set(theirs) or any(mine[k].shape != theirs[k].shape for k in mine):
-            raise UsageError(f"--init {spec}: its architecture differs from this run's (preset / --model-option); weights cannot be reused")
-        self.G.load_state_dict({k: v.float() for k, v in theirs.items()})
+        have, want = src.config.classes, self.G.config.classes
+        done = ""
+        if have != want and not have:
+            try:
+                state, info = add_class_heads(theirs, self.G)
+            except ValueError as exc:
+                raise UsageError(f"--init {spec}: its architecture differs from this run's (preset / --model-option): {exc}") from None
+            done = f"; {info.describe()}"
+        elif have != want:
+            raise UsageError(
+                f"--init {spec}: its class heads ({', '.join(have)}) differ from this run's ({', '.join(want) or 'none'}); weights cannot be reused"
+            )
+        else:
+            bad = _first_mismatch(mine, theirs)
+            if bad:
+                raise UsageError(f"--init {spec}: its architecture differs from this run's (preset / --model-option): {bad}")
+            state = {k: v.float() for k, v in theirs.items()}
+        self.G.load_state_dict(state)
         self.ema.module.load_state_dict(self.G.state_dict())
-        return str(path)
+        return f"{path}{done}"
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["G"])
@@ -494,13 +523,15 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
         run.mkdir(parents=True, exist_ok=True)
     val_items: list[dict[str, torch.Tensor]] = []
     if mode == "patches":
-        from .patches import PatchDataset, PatchParams, is_cache
+        from .patches import PatchDataset, PatchParams, cache_items, is_cache
 
         train_set = PatchDataset(cfg.data, T, PatchParams(patch=cfg.patch), classes=heads)
         n_train = len(train_set)
         val_root = Path(cfg.data) / "val"
         say(f"data: cached training pairs {cfg.data} ({n_train} items, {cfg.patch or 'whole'}-px crops)" + (f"; a selection per sample for the class heads {', '.join(heads)}" if heads else ""))
-        if main and cfg.val_items > 0 and is_cache(val_root):
+        if main and cfg.val_items > 0 and is_cache(val_root) and not cache_items(val_root):
+            say(f"no validation: {val_root} holds no pairs (no held-out people)")
+        elif main and cfg.val_items > 0 and is_cache(val_root):
             val_set = PatchDataset(val_root, T, PatchParams(patch=0), classes=heads if heads and has_classes(val_root) else None)
             val_items = [val_set[(i % len(val_set), 10_000_019 + i)] for i in range(cfg.val_items)]
     else:

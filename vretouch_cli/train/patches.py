@@ -176,7 +176,8 @@ def build_cache(
         "split": split,
         "seed": seed,
         "healed_share_mean": float(np.mean(healed)) if healed else 0.0,
-        "blemished_share": float((arrays["alpha"].reshape(n, -1).max(axis=1) > 64).mean()),
+        # 0.0 for a split with no people (e.g. no held-out identity): nothing to average
+        "blemished_share": float((arrays["alpha"].reshape(n, -1).max(axis=1) > 64).mean()) if n else 0.0,
     }
     if extra is not None:
         meta["classes"] = list(CLASSES)
@@ -211,6 +212,14 @@ def has_classes(folder: str | Path) -> bool:
         return bool(json.loads((Path(folder) / META).read_text()).get("classes"))
     except (OSError, ValueError):
         return False
+
+
+def cache_items(folder: str | Path) -> int:
+    """How many pairs the cache in ``folder`` holds (0 when it is empty or not a cache)."""
+    try:
+        return int(json.loads((Path(folder) / META).read_text()).get("items", 0))
+    except (OSError, ValueError, TypeError):
+        return 0
 
 
 @lru_cache(maxsize=4)
