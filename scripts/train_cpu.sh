@@ -25,10 +25,12 @@ CACHE=.devdata/cache256
 
 COMMON=(--data "$CACHE" --preset tiny --objective balanced --model-option fill=normconv
         --model-option head_channels=16 --model-option head_highpass=true --vgg-weights none --w-adv 0 --gt-scale 0.03
-        --lr 5e-4 --steps 1000000 --val-every 500 --val-items 12 --log-every 20 --ckpt-every 0
+        --lr 5e-4 --val-every 500 --val-items 12 --log-every 20 --ckpt-every 0
         --ckpt-minutes 10 --device cpu)
-"$VT" train "${COMMON[@]}" --out "$RUN/stage1" --window 1 --batch-size 4 --max-minutes "$M1" ${INIT:+--init "$INIT"}
-"$VT" train "${COMMON[@]}" --out "$RUN/stage2" --window 3 --batch-size 2 --max-minutes "$M2" \
-    --init "$RUN/stage1/weights_ema.safetensors" --lr 2e-4
+"$VT" train "${COMMON[@]}" --out "$RUN/stage1" --window 1 --batch-size 4 --steps 1000000 --max-minutes "$M1" ${INIT:+--init "$INIT"}
+# Stage 2: the LR decays (cosine) to a tenth over the steps the time allows (about 2 steps/s on
+# 2 cores with the temporal term's second forward pass); --max-minutes is only a guard.
+"$VT" train "${COMMON[@]}" --out "$RUN/stage2" --window 3 --batch-size 2 --steps $((M2 * 120)) --max-minutes $((M2 + 5)) \
+    --init "$RUN/stage1/weights_ema.safetensors" --lr 2e-4 --lr-final 0.1 --w-temporal 20
 "$VT" train --export "$RUN/stage2" -o "$RUN/vretouch-tiny.safetensors" --export-dtype fp16 --overwrite
 echo "weights: $RUN/vretouch-tiny.safetensors (evaluate: python benchmarks/heldout_eval.py --weights ...)"

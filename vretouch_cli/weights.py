@@ -28,7 +28,7 @@ DEFAULT_FILENAME = "vretouch-tiny.safetensors"
 # Hub repository for larger models; ``owner/name:file`` selects another file.
 DEFAULT_HUB_REPO = "vretouch/vretouch"
 # SHA-256 of the shipped default weights, checked on every load of that file.
-DEFAULT_SHA256: str | None = "6aa967af7cfcbef92f08210488eae0e08cbf7d449eff77858ac10be09f2f7640"
+DEFAULT_SHA256: str | None = "e28868f558383c58600c59e4ebe7119bb9642b74d82e4dc40f9ae3fc0084eed6"
 
 
 # Folder inside the installed package that holds the shipped weights and their model card
