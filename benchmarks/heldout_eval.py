@@ -35,27 +35,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def run_sequence(model, raw: torch.Tensor, delta: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """raw [T, 3, S, S] in [-1, 1] → (outputs as uint8 H×W×3, maps as float H×W)."""
-    from vretouch_cli.inference import SlidingRetoucher
-
-    runner = SlidingRetoucher(model, delta=delta)
-    results = []
-    for t in range(raw.shape[0]):
-        results += runner.push([(t, 0, raw[t])])
-    results += runner.flush()
-    results.sort(key=lambda r: r.key)
-    outs = [((r.out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy() for r in results]
-    maps = [r.mask[0].numpy() for r in results]
-    return outs, maps
-
-
-def paste_weighted(raw8: np.ndarray, out8: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """What the pipeline writes for an aligned crop: raw + weight·(out − raw), rounded."""
-    d = out8.astype(np.float32) - raw8.astype(np.float32)
-    return np.clip(np.rint(raw8.astype(np.float32) + d * weight[..., None]), 0, 255).astype(np.uint8)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True)
@@ -70,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vretouch_cli.checkpoint import load_model
-    from vretouch_cli.evaluate.heldout import ITA_GROUPS, heldout_items, ita_group
+    from vretouch_cli.evaluate.heldout import ITA_GROUPS, heldout_items, ita_group, paste_weighted, run_clip
     from vretouch_cli.evaluate.scoring import ClipScorer, nanmean
     from vretouch_cli.face.paste import face_region_mask, retouch_region_mask
     from vretouch_cli.evaluate.metrics import gt_imperfection_map
@@ -99,8 +78,8 @@ def main() -> None:
                 raw8 = warp_frames(it.raw, affines, S)
                 tgt8 = warp_frames(it.target, affines, S)
                 raw = to_model_range(torch.from_numpy(np.ascontiguousarray(raw8.transpose(0, 3, 1, 2))))
-                out_d, maps_d = run_sequence(model, raw, cfg.delta)
-                out_1, maps_1 = run_sequence(model, raw, 1)
+                out_d, maps_d, _ = run_clip(model, raw, cfg.delta)
+                out_1, maps_1, _ = run_clip(model, raw, 1)
                 # The pipeline pastes the correction weighted by the retouch region and the crop's
                 # skin weight: score exactly that.
                 weights = [paste_w * skin_weight(raw8[t]) for t in range(args.frames)]

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASSES, TEMPORARY, default_vector
+from .heldout import heldout_faces, paste_weighted, run_clip
 
 
 def _eval_features():
@@ -87,14 +88,9 @@ def class_heldout_items(prepared: str | Path, size: int, seed: int = 1234, limit
 
     from ..train.blemish import skin_geometry
     from ..train.cleanup import clean_target
-    from ..train.data import split_by_identity
-    from ..train.prepare import load_prepared, read_rgb
+    from ..train.prepare import read_rgb
 
-    faces = load_prepared(prepared)
-    _, held = split_by_identity([f.identity for f in faces], val_fraction)
-    faces = [f for f in faces if f.identity in held]
-    if limit:
-        faces = faces[:limit]
+    faces = heldout_faces(prepared, val_fraction, limit)
     items = []
     for i, f in enumerate(faces):
         rng = np.random.default_rng([seed, i, 11])
@@ -105,27 +101,6 @@ def class_heldout_items(prepared: str | Path, size: int, seed: int = 1234, limit
         clean8, _ = clean_target(img8, geo.skin)
         items.append(class_item(clean8, f.landmarks, rng, size, f.file.stem, f.identity, camera))
     return items
-
-
-def _run(model, raw, delta: int, select) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """raw [T, 3, S, S] in [-1, 1] → (outputs uint8 S×S×3, class maps [K, S, S] or None) per frame."""
-    from ..inference import SlidingRetoucher
-
-    runner = SlidingRetoucher(model, delta=delta, select=select)
-    results = []
-    for t in range(raw.shape[0]):
-        results += runner.push([(t, 0, raw[t])])
-    results += runner.flush()
-    results.sort(key=lambda r: r.key)
-    outs = [((r.out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy() for r in results]
-    maps = [None if r.class_maps is None else r.class_maps.numpy() for r in results]
-    return outs, maps
-
-
-def _paste(raw8: np.ndarray, out8: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """What the pipeline writes for an aligned crop: raw + weight·(out − raw), rounded."""
-    d = out8.astype(np.float32) - raw8.astype(np.float32)
-    return np.clip(np.rint(raw8.astype(np.float32) + d * weight[..., None]), 0, 255).astype(np.uint8)
 
 
 class _Gain:
@@ -191,14 +166,14 @@ def evaluate_classes(model, items: list[ClassItem], frames: int = 8, seed: int =
             feet = warp_frames(it.footprints, affines, S).reshape(frames, S, S, len(CLASSES))
             raw = to_model_range(torch.from_numpy(np.ascontiguousarray(raw8.transpose(0, 3, 1, 2))))
             if heads:
-                out_d, maps = _run(model, raw, delta, default_vector(heads))
-                out_a, _ = _run(model, raw, delta, [1.0] * len(heads))
+                out_d, _, maps = run_clip(model, raw, delta, default_vector(heads))
+                out_a, _, _ = run_clip(model, raw, delta, [1.0] * len(heads))
             else:
-                out_d, maps = _run(model, raw, delta, None)
+                out_d, _, maps = run_clip(model, raw, delta, None)
                 out_a = out_d
             for t in range(frames):
                 w = paste_w * skin_weight(raw8[t])
-                od, oa = _paste(raw8[t], out_d[t], w), _paste(raw8[t], out_a[t], w)
+                od, oa = paste_weighted(raw8[t], out_d[t], w), paste_weighted(raw8[t], out_a[t], w)
                 f = feet[t]
                 temp = f[..., temp_idx].max(axis=-1)
                 if heads:

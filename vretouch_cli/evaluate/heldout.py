@@ -64,17 +64,12 @@ def heldout_items(prepared: str | Path, size: int, appearance: str, seed: int = 
     from ..train.blemish import skin_geometry
     from ..train.blemish_alt import render_alt_blemishes
     from ..train.cleanup import clean_target
-    from ..train.data import split_by_identity
     from ..train.photometric import apply_camera
-    from ..train.prepare import load_prepared, read_rgb
+    from ..train.prepare import read_rgb
 
     if appearance not in APPEARANCES:
         raise ValueError(f"appearance must be one of {APPEARANCES}")
-    faces = load_prepared(prepared)
-    _, held = split_by_identity([f.identity for f in faces], val_fraction)
-    faces = [f for f in faces if f.identity in held]
-    if limit:
-        faces = faces[:limit]
+    faces = heldout_faces(prepared, val_fraction, limit)
     items = []
     for i, f in enumerate(faces):
         rng = np.random.default_rng([seed, i, APPEARANCES.index(appearance)])
@@ -96,3 +91,41 @@ def heldout_items(prepared: str | Path, size: int, appearance: str, seed: int = 
             raw_s, tgt_s = (cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in (raw8, clean8))
         items.append(HeldoutItem(f.file.stem, f.identity, raw_s, tgt_s, ita_of(clean8, geo.skin)))
     return items
+
+
+def run_clip(model, raw, delta: int, select=None) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray | None]]:
+    """Run a held-out sequence as the video pipeline does (SlidingRetoucher, per-frame parts cached).
+
+    raw [T, 3, S, S] in [-1, 1] → per frame: outputs uint8 S×S×3, composition maps S×S float,
+    class maps [K, S, S] (None without class heads). ``select``: the class weights (class heads only).
+    """
+    from ..inference import SlidingRetoucher
+
+    runner = SlidingRetoucher(model, delta=delta, select=select)
+    results = []
+    for t in range(raw.shape[0]):
+        results += runner.push([(t, 0, raw[t])])
+    results += runner.flush()
+    results.sort(key=lambda r: r.key)
+    outs = [((r.out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy() for r in results]
+    maps = [r.mask[0].numpy() for r in results]
+    classes = [None if r.class_maps is None else r.class_maps.numpy() for r in results]
+    return outs, maps, classes
+
+
+def paste_weighted(raw8: np.ndarray, out8: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """What the pipeline writes for an aligned crop: raw + weight·(out − raw), rounded."""
+    d = out8.astype(np.float32) - raw8.astype(np.float32)
+    return np.clip(np.rint(raw8.astype(np.float32) + d * weight[..., None]), 0, 255).astype(np.uint8)
+
+
+def heldout_faces(prepared: str | Path, val_fraction: float = 0.2, limit: int = 0) -> list:
+    """The prepared faces of the people training holds out (its identity split), in order;
+    ``limit`` > 0: at most that many."""
+    from ..train.data import split_by_identity
+    from ..train.prepare import load_prepared
+
+    faces = load_prepared(prepared)
+    _, held = split_by_identity([f.identity for f in faces], val_fraction)
+    faces = [f for f in faces if f.identity in held]
+    return faces[:limit] if limit else faces
