@@ -84,21 +84,13 @@ def class_item(
 def class_heldout_items(prepared: str | Path, size: int, seed: int = 1234, limit: int = 0, val_fraction: float = 0.2, camera: bool = True) -> list[ClassItem]:
     """One item per held-out photo (the identity split of training; ``limit`` > 0: at most that
     many), deterministic in ``seed``."""
-    import cv2
-
-    from ..train.blemish import skin_geometry
-    from ..train.cleanup import clean_target
-    from ..train.prepare import read_rgb
+    from ..train.cleanup import clean_prepared_face
 
     faces = heldout_faces(prepared, val_fraction, limit)
     items = []
     for i, f in enumerate(faces):
         rng = np.random.default_rng([seed, i, 11])
-        img8 = read_rgb(f.file)
-        if img8.shape[0] != f.size:
-            img8 = cv2.resize(img8, (f.size, f.size), interpolation=cv2.INTER_AREA)
-        geo = skin_geometry(img8.astype(np.float32) / 255.0, f.landmarks).compact()
-        clean8, _ = clean_target(img8, geo.skin)
+        _, clean8, _ = clean_prepared_face(f.file, f.landmarks, f.size)
         items.append(class_item(clean8, f.landmarks, rng, size, f.file.stem, f.identity, camera))
     return items
 

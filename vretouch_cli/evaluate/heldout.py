@@ -61,11 +61,9 @@ def heldout_items(prepared: str | Path, size: int, appearance: str, seed: int = 
     import cv2
 
     from ..train.acne import synthesize_acne
-    from ..train.blemish import skin_geometry
     from ..train.blemish_alt import render_alt_blemishes
-    from ..train.cleanup import clean_target
+    from ..train.cleanup import clean_prepared_face
     from ..train.photometric import apply_camera
-    from ..train.prepare import read_rgb
 
     if appearance not in APPEARANCES:
         raise ValueError(f"appearance must be one of {APPEARANCES}")
@@ -73,11 +71,7 @@ def heldout_items(prepared: str | Path, size: int, appearance: str, seed: int = 
     items = []
     for i, f in enumerate(faces):
         rng = np.random.default_rng([seed, i, APPEARANCES.index(appearance)])
-        img8 = read_rgb(f.file)
-        if img8.shape[0] != f.size:
-            img8 = cv2.resize(img8, (f.size, f.size), interpolation=cv2.INTER_AREA)
-        geo = skin_geometry(img8.astype(np.float32) / 255.0, f.landmarks).compact()
-        clean8, _ = clean_target(img8, geo.skin)
+        geo, clean8, _ = clean_prepared_face(f.file, f.landmarks, f.size)
         if appearance == "acne":
             res = synthesize_acne(clean8.astype(np.float32) / 255.0, rng, geo, landmarks=f.landmarks, severity=float(rng.uniform(0.3, 1.0)))
             raw8 = np.clip(res.raw * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -101,21 +101,15 @@ def class_face_job(args) -> dict:
     """Everything for one face of a class cache (runs in a worker process)."""
     import cv2
 
-    from .blemish import skin_geometry
     from .classpairs import draw_classes
-    from .cleanup import clean_target
+    from .cleanup import clean_prepared_face
     from .photometric import apply_camera
-    from .prepare import read_rgb
 
     path, landmarks, stored, size, variants, seed, params, feature_params = args
     cv2.setNumThreads(1)
     rng = np.random.default_rng(seed)
-    img8 = read_rgb(Path(path))
-    if img8.shape[0] != stored:
-        img8 = cv2.resize(img8, (stored, stored), interpolation=cv2.INTER_AREA)
     lm = np.asarray(landmarks, np.float32)
-    geo = skin_geometry(img8.astype(np.float32) / 255.0, lm).compact()
-    cleaned8, healed = clean_target(img8, geo.skin)
+    geo, cleaned8, healed = clean_prepared_face(path, lm, stored)
     clean = cleaned8.astype(np.float32) / 255.0
     out: dict = {"raw": [], "target": [], "alpha": [], "classes": [], "entries": [], "camera_seed": [], "clean": cleaned8}
     out["healed_share"] = float((healed > 0.1).mean())

@@ -275,3 +275,19 @@ def clean_target(image: np.ndarray, skin: np.ndarray, size_hint: int | None = No
     really = np.any(cleaned != image, axis=2)
     healed = np.where(really, np.clip(healed, 0.0, 1.0), 0.0).astype(np.float32)
     return cleaned, healed
+
+
+def clean_prepared_face(path, landmarks, size: int):
+    """A ``--prepare-faces`` crop read at ``size`` (area-resized if stored otherwise), its skin
+    geometry and its cleaned target: ``(geometry, cleaned uint8 H×W×3, healed H×W)``."""
+    from pathlib import Path
+
+    from .blemish import skin_geometry
+    from .prepare import read_rgb
+
+    img8 = read_rgb(Path(path))
+    if img8.shape[0] != size:
+        img8 = cv2.resize(img8, (size, size), interpolation=cv2.INTER_AREA)
+    geo = skin_geometry(img8.astype(np.float32) / 255.0, np.asarray(landmarks, np.float32)).compact()
+    cleaned8, healed = clean_target(img8, geo.skin)
+    return geo, cleaned8, healed
