@@ -25,6 +25,24 @@ def lines(text: str) -> list[str]:
     return [line for line in text.strip().splitlines() if line.strip()]
 
 
+def test_a_bug_is_one_line_with_exit_70_not_a_traceback(monkeypatch, capsys):
+    """Whatever the installed typer keeps its Abort in (typer 0.29 moved it out of its click copy),
+    an unexpected exception ends as one ``internal error`` line, and --debug shows the traceback."""
+    import vretouch_cli.model.summary as summary
+    from vretouch_cli.cli import EXIT_INTERNAL
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(summary, "summarize", broken)
+    code = cli(["info", "--preset", "tiny"])
+    err = capsys.readouterr().err
+    assert code == EXIT_INTERNAL, err
+    assert lines(err) == ["vretouch: internal error: RuntimeError: boom (run with --debug for the traceback)"]
+    with pytest.raises(RuntimeError, match="boom"):
+        cli(["info", "--preset", "tiny", "--debug"])
+
+
 # ----------------------------------------------------------------------------- usage mistakes
 
 

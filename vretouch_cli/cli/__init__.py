@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None, *, modules: tuple[str, ...] = _COMMAND_M
         target = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
     _register_commands(target, modules)
     ce = _click_exceptions()
+    abort = getattr(ce, "Abort", None) or typer.Abort  # typer ≥ 0.29 keeps Abort in typer.exceptions
     previous = _install_signal_handlers()
     try:
         code = target(args=argv, prog_name=prog_name, standalone_mode=False)
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None, *, modules: tuple[str, ...] = _COMMAND_M
     except ce.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except ce.Abort:
+    except abort:
         typer.echo("vretouch: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug
