@@ -5,7 +5,8 @@ scored as a smooth-motion sequence through the model, as the video pipeline runs
 (:mod:`vretouch_cli.evaluate.classeval`):
 
 - per-class Soft-IoU of the class maps (acne, redness, marks, mole, freckle; weights with class
-  heads only);
+  heads only) against each class's footprint, and against its own change at the evaluator's M_gt
+  scale (0.1) and at the training recipe's --gt-scale (0.03);
 - the default selection (acne, redness, marks): PSNR gain inside the acne region against the
   default target, and the share of mole and freckle pixels left within 2 levels of the input;
 - ``all`` selected: PSNR gain inside the moles' (and the freckles') region.
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="at most this many held-out photos (0 = all)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--train-gt-scale", type=float, default=0.03, help="also report Soft-IoU against each class's change at this scale")
     args = parser.parse_args()
 
     from vretouch_cli.checkpoint import load_model
@@ -47,7 +49,7 @@ def main() -> None:
     started = time.perf_counter()
     items = class_heldout_items(args.data, model.config.size, seed=args.seed, limit=args.limit)
     report = evaluate_classes(
-        model, items, frames=args.frames, seed=args.seed,
+        model, items, frames=args.frames, seed=args.seed, train_gt_scale=args.train_gt_scale,
         on_item=lambda i, it: print(f"{i + 1}/{len(items)} {it.name}", flush=True),
     )
     report = {"weights": str(args.weights), "size": model.config.size, **report, "seconds": time.perf_counter() - started}

@@ -111,7 +111,7 @@ def test_class_items_draw_their_selection_from_the_seed(caches):
     folder, plain = caches
     ds = PatchDataset(folder, 3, PatchParams(patch=32), classes=CLASSES)
     a, b = ds[(1, 11)], ds[(1, 11)]
-    assert set(a) == {"raw", "target", "affines", "alpha", "select", "class_maps"}
+    assert set(a) == {"raw", "target", "affines", "alpha", "select", "class_maps", "class_diff"}
     assert all(torch.equal(a[k], b[k]) for k in a)  # a pure function of (index, seed): exact resume
     assert a["select"].shape == (5,) and a["select"].dtype == torch.float32
     assert a["class_maps"].shape == (3, 5, 32, 32) and a["class_maps"].dtype == torch.float32
@@ -136,6 +136,46 @@ def test_class_items_draw_their_selection_from_the_seed(caches):
         full = selection_for(s, ("mole", "acne"))
         assert item["select"].tolist() == [float(full[CLASSES.index("mole")]), float(full[CLASSES.index("acne")])]
         assert full[[CLASSES.index(c) for c in ("redness", "marks", "freckle")]].sum() == 0
-        assert item["class_maps"].shape == (1, 2, 32, 32)
+        assert item["class_maps"].shape == item["class_diff"].shape == (1, 2, 32, 32)
     with pytest.raises(InputError, match="--cache-classes"):
         PatchDataset(plain, 1, PatchParams(patch=32), classes=CLASSES)
+
+
+def test_class_heads_learn_each_class_own_change_not_its_footprint(caches):
+    """``class_diff``: per class, mean |input − input with only that class removed|, rendered before
+    the camera: zero off the class's footprint, saturating where the class changes the skin most;
+    the loop divides it by --gt-scale (class_ground_truth) as the merged map's ground truth is."""
+    from vretouch_cli.train.classcache import ClassLayersReader, difference_maps, footprint_maps
+    from vretouch_cli.train.classpairs import render_pair
+    from vretouch_cli.train.loop import class_ground_truth
+    from vretouch_cli.train.patches import PatchDataset, PatchParams, load_cache
+
+    folder, _ = caches
+    meta, arrays = load_cache(folder)
+    reader = ClassLayersReader(meta, arrays)
+    for i in range(meta["items"]):
+        entries = reader.entries(i)
+        clean8 = np.asarray(arrays["clean"][i // reader.variants])
+        diffs = difference_maps(clean8, entries, 128)  # at the stored size: no resampling
+        feet = footprint_maps(entries, 128, 128)
+        assert diffs.shape == (128, 128, len(CLASSES)) and 0 <= diffs.min() and diffs.max() <= 1
+        assert (diffs[feet == 0] == 0).all()  # nothing where the class is not
+        # Against a whole-image render of "only this class removed".
+        clean = clean8.astype(np.float32) / 255.0
+        sh = {c: np.zeros((128, 128, 3), np.float32) for c in CLASSES}
+        ft = {c: np.zeros((128, 128), np.float32) for c in CLASSES}
+        for c, (idx, foot, shift) in zip(CLASSES, entries):
+            ft[c].reshape(-1)[idx] = foot.astype(np.float32)
+            sh[c].reshape(-1, 3)[idx] = shift.astype(np.float32)
+        for k, c in enumerate(CLASSES):
+            only = np.eye(len(CLASSES), dtype=np.float32)[k]
+            inp, tgt = render_pair(clean, sh, ft, only)
+            assert np.allclose(diffs[..., k], np.abs(inp - tgt).mean(axis=-1), atol=1e-6)
+            if ft[c].any():
+                assert diffs[..., k].max() > 0.01  # a drawn class changes the skin
+    ds = PatchDataset(folder, 2, PatchParams(patch=32), classes=CLASSES)
+    item = ds[(2, 5)]
+    d = item["class_diff"]
+    assert d.shape == (2, 5, 32, 32) and d.dtype == torch.float32
+    gt = class_ground_truth(item, 0.03)
+    assert torch.equal(gt, (d / 0.03).clamp(0, 1)) and float(gt.max()) <= 1.0

@@ -47,6 +47,9 @@ def test_class_items_hold_both_targets_and_every_footprint():
     drawn = dict(zip(CLASSES, it.footprints.reshape(-1, len(CLASSES)).max(axis=0)))
     assert drawn["acne"] > 0 and drawn["mole"] > 0 and drawn["freckle"] > 0  # together on one face
     assert not np.array_equal(it.raw, it.default) and not np.array_equal(it.default, it.all)
+    # Each class's own change: where the class is, nowhere else.
+    assert it.changes.shape == it.footprints.shape and 0 <= it.changes.min() and it.changes.max() <= 1
+    assert (it.changes[it.footprints == 0] == 0).all() and it.changes[..., CLASSES.index("mole")].max() > 0.02
 
 
 def test_class_eval_runs_with_and_without_class_heads():
@@ -55,7 +58,8 @@ def test_class_eval_runs_with_and_without_class_heads():
     items = _items(2)
     rep = evaluate_classes(_model(), items, frames=2)
     assert rep["class_heads"] == list(CLASSES) and rep["items"] == 2
-    assert set(rep["soft_iou"]) == set(CLASSES) and all(math.isfinite(v) and 0 <= v <= 1 for v in rep["soft_iou"].values())
+    for key in ("soft_iou", "soft_iou_change", "soft_iou_change_train"):
+        assert set(rep[key]) == set(CLASSES) and all(math.isfinite(v) and 0 <= v <= 1 for v in rep[key].values()), key
     for key in ("acne_region_psnr_gain", "mole_kept_share", "freckle_kept_share"):
         assert math.isfinite(rep["default"][key]), (key, rep["default"])
     assert 0 <= rep["default"]["mole_kept_share"] <= 1 and rep["default"]["mole_pixels"] > 0 and rep["default"]["freckle_pixels"] > 0

@@ -11,6 +11,10 @@ reports, over the face region:
 
 - ``soft_iou``: per class head, Soft-IoU of the model's class map against the class's footprint
   (the unpasted map: where the model thinks the class is), ΣMin / ΣMax over the set;
+- ``soft_iou_change`` / ``soft_iou_change_train``: the same against the class's own change (mean
+  |input − input with only that class removed| over R, G, B, before the camera,
+  :func:`vretouch_cli.train.classpairs.class_differences`) divided by the evaluator's M_gt scale
+  (0.1) / by the training recipe's ``--gt-scale`` (0.03), the map the heads are trained on;
 - ``default`` (the temporary classes removed): the PSNR gain against the default target inside the
   region of acne, redness and marks (their footprints > 0.1, grown by 2 px), and the share of mole
   and freckle pixels (footprint ≥ 0.25, away from any temporary class) the output leaves within 2
@@ -49,6 +53,7 @@ class ClassItem:
     all: np.ndarray  # S×S×3 uint8: everything removed (the cleaned crop)
     footprints: np.ndarray  # S×S×K float32 in [0, 1], K = len(CLASSES), CLASSES order
     ita: float = float("nan")
+    changes: np.ndarray | None = None  # S×S×K float32 in [0, 1]: each class's own change (unit range), CLASSES order
 
 
 def class_item(
@@ -59,7 +64,7 @@ def class_item(
     import cv2
 
     from ..train.blemish import skin_geometry
-    from ..train.classpairs import draw_classes, render_pair
+    from ..train.classpairs import class_differences, draw_classes, render_pair
     from ..train.photometric import apply_camera
     from .heldout import ita_of
 
@@ -76,9 +81,14 @@ def class_item(
     else:
         images = [cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in images]
     feet = np.stack([layers.footprints[c] for c in CLASSES], axis=-1).astype(np.float32)
+    diffs = class_differences(clean, layers.shifts, layers.footprints)
+    changes = np.stack([diffs[c] for c in CLASSES], axis=-1).astype(np.float32)
     if feet.shape[0] != size:
         feet = cv2.resize(feet, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, len(CLASSES))
-    return ClassItem(name, identity, images[0], images[1], images[2], np.clip(feet, 0.0, 1.0), ita_of(clean8, geo.skin))
+        changes = cv2.resize(changes, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, len(CLASSES))
+    return ClassItem(
+        name, identity, images[0], images[1], images[2], np.clip(feet, 0.0, 1.0), ita_of(clean8, geo.skin), np.clip(changes, 0.0, 1.0)
+    )
 
 
 def class_heldout_items(prepared: str | Path, size: int, seed: int = 1234, limit: int = 0, val_fraction: float = 0.2, camera: bool = True) -> list[ClassItem]:
@@ -121,7 +131,9 @@ class _Gain:
         }
 
 
-def evaluate_classes(model, items: list[ClassItem], frames: int = 8, seed: int = 1234, delta: int | None = None, on_item=None) -> dict:
+def evaluate_classes(
+    model, items: list[ClassItem], frames: int = 8, seed: int = 1234, delta: int | None = None, on_item=None, train_gt_scale: float = 0.03,
+) -> dict:
     """The numbers of the module docstring for ``model`` (a VRetouchEr, eval mode, CPU) over ``items``."""
     import cv2
     import torch
@@ -140,8 +152,11 @@ def evaluate_classes(model, items: list[ClassItem], frames: int = 8, seed: int =
     grow = np.ones((5, 5), np.uint8)
     temp_idx = [CLASSES.index(c) for c in TEMPORARY]
     mole, freckle = CLASSES.index("mole"), CLASSES.index("freckle")
-    inter = np.zeros(len(heads))
-    union = np.zeros(len(heads))
+    from ..evaluate.metrics import GT_MAP_SCALE
+
+    scales = {"soft_iou": None, "soft_iou_change": GT_MAP_SCALE, "soft_iou_change_train": float(train_gt_scale)}
+    inter = {key: np.zeros(len(heads)) for key in scales}
+    union = {key: np.zeros(len(heads)) for key in scales}
     acne_gain, mole_gain, freckle_gain = _Gain(), _Gain(), _Gain()
     kept = {"mole": [0, 0], "freckle": [0, 0]}  # [within 2 levels, pixels]
 
@@ -156,6 +171,7 @@ def evaluate_classes(model, items: list[ClassItem], frames: int = 8, seed: int =
             tgt_default = warp_frames(it.default, affines, S)
             tgt_all = warp_frames(it.all, affines, S)
             feet = warp_frames(it.footprints, affines, S).reshape(frames, S, S, len(CLASSES))
+            changes = None if it.changes is None else warp_frames(it.changes, affines, S).reshape(frames, S, S, len(CLASSES))
             raw = to_model_range(torch.from_numpy(np.ascontiguousarray(raw8.transpose(0, 3, 1, 2))))
             if heads:
                 out_d, _, maps = run_clip(model, raw, delta, default_vector(heads))
@@ -170,9 +186,16 @@ def evaluate_classes(model, items: list[ClassItem], frames: int = 8, seed: int =
                 temp = f[..., temp_idx].max(axis=-1)
                 if heads:
                     for k, c in enumerate(heads):
-                        p, g = maps[t][k][face], f[..., CLASSES.index(c)][face]
-                        inter[k] += float(np.minimum(p, g).sum())
-                        union[k] += float(np.maximum(p, g).sum())
+                        p = maps[t][k][face]
+                        for key, scale in scales.items():
+                            if scale is None:
+                                g = f[..., CLASSES.index(c)][face]
+                            elif changes is not None:
+                                g = np.clip(changes[t][..., CLASSES.index(c)][face] / scale, 0.0, 1.0)
+                            else:
+                                continue
+                            inter[key][k] += float(np.minimum(p, g).sum())
+                            union[key][k] += float(np.maximum(p, g).sum())
                 acne_gain.add(od, raw8[t], tgt_default[t], grown(temp > 0.1))
                 mole_gain.add(oa, raw8[t], tgt_all[t], grown(f[..., mole] > 0.1))
                 freckle_gain.add(oa, raw8[t], tgt_all[t], grown(f[..., freckle] > 0.1))
@@ -193,7 +216,11 @@ def evaluate_classes(model, items: list[ClassItem], frames: int = 8, seed: int =
         "frames_per_sequence": frames,
         "delta": delta,
         "class_heads": list(heads),
-        "soft_iou": {c: float(inter[k] / union[k]) if union[k] > 0 else float("nan") for k, c in enumerate(heads)},
+        **{
+            key: {c: float(inter[key][k] / union[key][k]) if union[key][k] > 0 else float("nan") for k, c in enumerate(heads)}
+            for key in scales
+        },
+        "train_gt_scale": float(train_gt_scale),
         "default": default,
         "all": {**mole_gain.report("mole_region"), **freckle_gain.report("freckle_region")},
     }

@@ -52,18 +52,16 @@ def quantise(footprints: dict[str, np.ndarray], shifts: dict[str, np.ndarray]) -
     return out
 
 
-def render_sparse(clean8: np.ndarray, entries: Entries, selection: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(input, target) uint8 H×W×3 of a selection over :data:`CLASSES`: :func:`.classpairs.render_pair`
-    on the pixels some class touches (it works pixel by pixel), the clean crop everywhere else."""
-    from .classpairs import render_pair
-
+def _columns(clean8: np.ndarray, entries: Entries):
+    """The pixels some class touches as a column: (their flat indices, column [n, 1, 3] float32 in
+    [0, 1], footprints and shifts per class on the column), or None when no class touches any."""
     flat = clean8.reshape(-1, 3)
     touched = np.zeros(len(flat), bool)
     for idx, _, _ in entries:
         touched[idx] = True
     union = np.flatnonzero(touched)
     if union.size == 0:
-        return clean8.copy(), clean8.copy()
+        return None
     where = np.empty(len(flat), np.int64)  # pixel → row of the column
     where[union] = np.arange(union.size)
     column = (flat[union].astype(np.float32) / 255.0)[:, None, :]
@@ -74,6 +72,18 @@ def render_sparse(clean8: np.ndarray, entries: Entries, selection: Sequence[floa
         shifts[c] = np.zeros((union.size, 1, 3), np.float32)
         feet[c][pos, 0] = foot.astype(np.float32)
         shifts[c][pos, 0] = shift.astype(np.float32)
+    return union, column, feet, shifts
+
+
+def render_sparse(clean8: np.ndarray, entries: Entries, selection: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(input, target) uint8 H×W×3 of a selection over :data:`CLASSES`: :func:`.classpairs.render_pair`
+    on the pixels some class touches (it works pixel by pixel), the clean crop everywhere else."""
+    from .classpairs import render_pair
+
+    cols = _columns(clean8, entries)
+    if cols is None:
+        return clean8.copy(), clean8.copy()
+    union, column, feet, shifts = cols
     inp, tgt = render_pair(column, shifts, feet, selection)
     out = []
     for img in (inp, tgt):
@@ -81,6 +91,27 @@ def render_sparse(clean8: np.ndarray, entries: Entries, selection: Sequence[floa
         full.reshape(-1, 3)[union] = np.clip(img[:, 0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
         out.append(full)
     return out[0], out[1]
+
+
+def difference_maps(clean8: np.ndarray, entries: Entries, size: int, classes: Sequence[str] = CLASSES) -> np.ndarray:
+    """[S, S, K] float32 in [0, 1]: each of ``classes``' own change (:func:`.classpairs.class_differences`,
+    rendered at the stored size on the touched pixels only, before the camera) at the model's size."""
+    import cv2
+
+    from .classpairs import class_differences
+
+    source = clean8.shape[0]
+    maps = np.zeros((source * source, len(classes)), np.float32)
+    cols = _columns(clean8, entries)
+    if cols is not None:
+        union, column, feet, shifts = cols
+        diffs = class_differences(column, shifts, feet)
+        for k, c in enumerate(classes):
+            maps[union, k] = diffs[c][:, 0]
+    maps = maps.reshape(source, source, len(classes))
+    if size != source:
+        maps = cv2.resize(maps, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, len(classes))
+    return np.clip(maps, 0.0, 1.0)
 
 
 def footprint_maps(entries: Entries, source: int, size: int, classes: Sequence[str] = CLASSES) -> np.ndarray:
@@ -182,6 +213,11 @@ class ClassLayersReader:
             sl = slice(int(off[k]), int(off[k + 1]))
             out.append((np.asarray(a["sparse_index"][sl]), np.asarray(a["sparse_foot"][sl]), np.asarray(a["sparse_shift"][sl])))
         return out
+
+    def differences(self, i: int, classes: Sequence[str], entries: Entries | None = None) -> np.ndarray:
+        """[S, S, K] float32: the own change of each of ``classes`` in variant ``i`` (:func:`difference_maps`)."""
+        entries = self.entries(i) if entries is None else entries
+        return difference_maps(np.asarray(self.arrays["clean"][i // self.variants]), entries, self.size, classes)
 
     def target(self, i: int, selection: np.ndarray, entries: Entries | None = None) -> np.ndarray:
         """The S×S×3 uint8 target of variant ``i`` for ``selection`` (over :data:`CLASSES`), through

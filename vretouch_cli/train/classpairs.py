@@ -100,6 +100,34 @@ def render_pair(
     return inp, np.where(selected[..., None], target, inp).astype(np.float32)
 
 
+def class_differences(
+    clean: np.ndarray, shifts: Mapping[str, np.ndarray], footprints: Mapping[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Every class's own change, the map its head learns: class → H×W float32 in [0, 1], the mean
+    over R, G, B of |input − the target with only that class removed| (:func:`render_pair`).
+
+    Unlike the footprint (the class's soft opacity), this says how much each pixel must change to
+    remove the class, as the merged model's ground truth (``|raw − target|`` divided by
+    ``--gt-scale``, :func:`vretouch_cli.evaluate.metrics.gt_imperfection_map`) does for all of them.
+    """
+    clean = np.asarray(clean, np.float32)
+    shape = clean.shape[:2]
+    out: dict[str, np.ndarray] = {}
+    for k, c in enumerate(CLASSES):
+        diff = np.zeros(int(np.prod(shape)), np.float32)
+        idx = np.flatnonzero(np.asarray(footprints[c]).reshape(-1) > 0)
+        if idx.size:  # render_pair works pixel by pixel: render only the pixels this class touches
+            only = np.zeros(len(CLASSES), np.float32)
+            only[k] = 1.0
+            sub_clean = clean.reshape(-1, 3)[idx][:, None]
+            sub_shifts = {n: np.asarray(shifts[n]).reshape(-1, 3)[idx][:, None] for n in CLASSES}
+            sub_feet = {n: np.asarray(footprints[n]).reshape(-1)[idx][:, None] for n in CLASSES}
+            inp, tgt = render_pair(sub_clean, sub_shifts, sub_feet, only)
+            diff[idx] = np.abs(inp - tgt).mean(axis=-1)[:, 0]
+        out[c] = diff.reshape(shape)
+    return out
+
+
 def class_pair(
     clean: np.ndarray,
     rng: np.random.Generator,

@@ -12,7 +12,8 @@ One step (per rank, batch B of T = δ + 1 frame clips, target = the centre frame
 A model with class heads (``ModelConfig.classes``, issue 11) trains on a class cache only
 (``--build-cache … --cache-classes``): each sample's selection goes into G, the target is that
 selection's, and the map terms (balanced: BCE and soft Dice; paper: L1) are taken per class
-against each class's footprint and averaged over the classes (each class's part is logged as
+against each class's own change at ``--gt-scale`` (:func:`class_ground_truth`; the Dice term only
+on the samples where the class is) and averaged over the classes (each class's part is logged as
 ``bce_<class>`` / ``dice_<class>``); validation adds ``soft_iou_<class>``.
 
 Exact resume: all data comes from keys that depend only on (seed, step, rank), no extra global
@@ -60,6 +61,18 @@ EXPORT_FILE = "weights_ema.safetensors"
 # Set by the CLI's SIGINT/SIGTERM handler: the loop then stops as at the --max-minutes budget
 # (checkpoint, validate, export), so an interrupted run can be resumed.
 STOP = threading.Event()
+
+
+def class_ground_truth(batch: dict[str, torch.Tensor], gt_scale: float | None) -> torch.Tensor:
+    """The class heads' targets: each class's own change (``class_diff``, :class:`.patches.PatchDataset`)
+    divided by ``gt_scale`` (None: the evaluator's) and clipped to [0, 1], as
+    :func:`gt_imperfection_map` makes the merged map's from ``|raw − target|``. Float32, the shape
+    of ``class_diff``."""
+    if gt_scale is None:
+        from ..evaluate.metrics import GT_MAP_SCALE
+
+        gt_scale = GT_MAP_SCALE
+    return (batch["class_diff"].float() / float(gt_scale)).clamp(0.0, 1.0)
 
 
 class Callbacks:
@@ -260,13 +273,14 @@ class Models:
         D.requires_grad_(False)
         balanced = cfg.objective == "balanced"
         # Class heads (issue 11): the sample's selection goes into G, and each class's map is
-        # trained against that class's footprint (batch["class_maps"], every class whatever the
-        # selection); the image terms use the selection's target, as without heads.
+        # trained against that class's own change at --gt-scale (batch["class_diff"], every class
+        # whatever the selection: the merged map's ground truth, class by class); the image terms
+        # use the selection's target, as without heads.
         heads = self.G.config.classes
         extra: dict[str, torch.Tensor] = {}
         if heads:
             extra["select"] = batch["select"].to(device, non_blocking=True).float()
-            class_gt = batch["class_maps"].to(device, non_blocking=True).float()  # [B, T, K, S, S]
+            class_gt = class_ground_truth(batch, cfg.gt_map_scale).to(device, non_blocking=True)  # [B, T, K, S, S]
         with _autocast(device, dtype):
             out = self.G_run(raw, ti, return_raw=w.imperfection > 0 and not balanced, **extra)
         pred = out.out
@@ -283,7 +297,7 @@ class Models:
                 for k, name in enumerate(heads):
                     gt_k = class_gt[:, :, k : k + 1]
                     logged[f"bce_{name}"] = balanced_map_loss(out.class_logits[:, :, k : k + 1], gt_k, self.G.config.mask_floor, w.pos_weight_cap, w.ring_weight)
-                    logged[f"dice_{name}"] = soft_dice_loss(out.class_maps[:, :, k : k + 1], gt_k)
+                    logged[f"dice_{name}"] = soft_dice_loss(out.class_maps[:, :, k : k + 1], gt_k, present_only=True)
                 terms["bce"] = torch.stack([logged[f"bce_{name}"] for name in heads]).mean()
                 terms["dice"] = torch.stack([logged[f"dice_{name}"] for name in heads]).mean()
             else:
@@ -306,7 +320,7 @@ class Models:
         if w.flow > 0 and T > 1:
             terms["flow"] = F.l1_loss(out.flows.float(), flow_gt)
         if w.imperfection > 0 and not balanced and heads:
-            terms["imp"] = F.l1_loss(out.class_maps.float(), class_gt)  # every class's map against its footprint
+            terms["imp"] = F.l1_loss(out.class_maps.float(), class_gt)  # every class's map against its own change
         elif w.imperfection > 0 and not balanced:
             m_gt = gt_imperfection_map(raw, tgt, cfg.gt_map_scale)
             imp = F.l1_loss(out.masks.float(), m_gt)
@@ -386,7 +400,7 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
         with _autocast(device, dtype):
             out = model(raw, ti, return_raw=False, **extra)
         if heads and "class_maps" in chunk[0]:
-            gt_c = torch.stack([c["class_maps"][ti] for c in chunk]).to(device).float()  # [B, K, S, S]
+            gt_c = class_ground_truth({"class_diff": torch.stack([c["class_diff"][ti] for c in chunk])}, gt_scale).to(device)  # [B, K, S, S]
             p_c = out.class_maps[:, ti].float().clamp(0, 1)
             inter_c += torch.minimum(p_c, gt_c).sum(dim=(0, 2, 3)).double().cpu()
             union_c += torch.maximum(p_c, gt_c).sum(dim=(0, 2, 3)).double().cpu()
@@ -433,7 +447,7 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
     if epe:
         metrics["flow_epe"] = float(np.mean(epe))
     if heads and "class_maps" in items[0]:
-        for k, name in enumerate(heads):  # each class's map against its footprint
+        for k, name in enumerate(heads):  # each class's map against its own change at --gt-scale
             metrics[f"soft_iou_{name}"] = float(inter_c[k] / union_c[k]) if union_c[k] > 0 else 1.0
     return metrics, rows
 

@@ -229,13 +229,21 @@ def balanced_map_loss(
     return (w * bce).sum() / w.sum()
 
 
-def soft_dice_loss(pred: torch.Tensor, m_gt: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+def soft_dice_loss(pred: torch.Tensor, m_gt: torch.Tensor, smooth: float = 1.0, present_only: bool = False) -> torch.Tensor:
     """1 − soft Dice per sample (over its last three dims), averaged. A sample without any
-    blemish is scored by how little it predicts (1 − 1/(Σp + 1)), never NaN."""
+    blemish is scored by how little it predicts (1 − 1/(Σp + 1)), never NaN.
+
+    ``present_only``: average over the samples whose ground truth has a positive pixel (> 0.05)
+    only, zero (still part of the graph) when none has. For a class absent from most samples the
+    empty ones would otherwise push its whole map towards zero; the BCE term already scores them.
+    """
     p = pred.float().clamp(0, 1).flatten(-3)
     g = m_gt.float().flatten(-3)
     dice = (2.0 * (p * g).sum(-1) + smooth) / (p.sum(-1) + g.sum(-1) + smooth)
-    return (1.0 - dice).mean()
+    if not present_only:
+        return (1.0 - dice).mean()
+    present = (g > 0.05).any(-1).float()
+    return ((1.0 - dice) * present).sum() / present.sum().clamp_min(1.0)
 
 
 def region_l1(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:

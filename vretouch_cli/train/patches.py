@@ -242,7 +242,9 @@ class PatchDataset(Dataset):
     (:func:`.classcache.selection_for`; classes not in ``classes`` are kept), its ``target`` is that
     selection's, and it also holds ``select`` [K] float32 (the weights, ``classes`` order) and
     ``class_maps`` [T, K, P, P] float32 in [0, 1]: every class's footprint, whatever the selection
-    (where each class is; the selection only decides what is removed).
+    (where each class is; the selection only decides what is removed), and ``class_diff`` [T, K,
+    P, P] float32 in [0, 1]: every class's own change (mean |input − input with only that class
+    removed| over R, G, B, :func:`.classcache.difference_maps`), what its head is trained on.
     """
 
     def __init__(
@@ -286,12 +288,14 @@ class PatchDataset(Dataset):
             entries = self.layers.entries(i)
             tgt = self.layers.target(i, select, entries)
             maps = footprint_maps(entries, self.layers.source, S, self.classes)
+            diffs = self.layers.differences(i, self.classes, entries)
         affines = random_motion(T, S, rng, self.params.motion)
         raw_f = warp_frames(raw, affines, S)
         tgt_f = warp_frames(tgt, affines, S)
         alpha_f = warp_frames(alpha, affines, S)
         if select is not None:
             maps_f = warp_frames(maps, affines, S)
+            diffs_f = warp_frames(diffs, affines, S)
         P = self.params.patch or S
         if P < S:
             ti = T // 2
@@ -314,6 +318,7 @@ class PatchDataset(Dataset):
             alpha_f = alpha_f[:, y0 : y0 + P, x0 : x0 + P]
             if maps_f is not None:
                 maps_f = maps_f[:, y0 : y0 + P, x0 : x0 + P]
+                diffs_f = diffs_f[:, y0 : y0 + P, x0 : x0 + P]
             affines = affines.copy()
             affines[:, 0, 2] -= x0
             affines[:, 1, 2] -= y0
@@ -327,4 +332,5 @@ class PatchDataset(Dataset):
 
             item["select"] = torch.from_numpy(select[[CLASSES.index(c) for c in self.classes]].copy())
             item["class_maps"] = tensor(maps_f)
+            item["class_diff"] = tensor(diffs_f)
         return item
