@@ -11,6 +11,9 @@ the face region (``face_region_mask``):
 - PSNR gain over the raw input (face region; frames without any blemish are left out of PSNR);
 - Soft-IoU of the composition map against the ground-truth map, at the evaluator's M_gt scale
   (0.1) and at the training recipe's (``--train-gt-scale``, 0.03: a spot 8 levels deep is 1);
+  and against the exact change before the camera at both scales (``soft_iou_face_exact``,
+  ``soft_iou_face_exact_at_train_scale``): after the camera, JPEG spreads each spot's difference
+  over whole 8×8 blocks, which caps the first two for any map;
 - warp error and flicker of the outputs (DIS flow on the clean reference);
 - ``clean``: the share of face-region pixels the model changes by more than 5 levels, and the
   share on the features (eyes, brows, nostrils, lips) after paste-back weighting;
@@ -52,7 +55,7 @@ def main() -> None:
     from vretouch_cli.evaluate.heldout import ITA_GROUPS, heldout_items, ita_group, paste_weighted, run_clip
     from vretouch_cli.evaluate.scoring import ClipScorer, nanmean
     from vretouch_cli.face.paste import face_region_mask, retouch_region_mask
-    from vretouch_cli.evaluate.metrics import gt_imperfection_map
+    from vretouch_cli.evaluate.metrics import GT_MAP_SCALE, gt_imperfection_map
     from vretouch_cli.face.regions import feature_mask, skin_weight
     from vretouch_cli.train.data import to_model_range
     from vretouch_cli.train.motion import random_motion, warp_frames
@@ -72,11 +75,13 @@ def main() -> None:
         for kind in args.sets.split(","):
             items = heldout_items(args.data, S, kind, seed=args.seed, limit=args.limit)
             scores, itas, changed, changed_feat, iou_train = [], [], [], [], []
+            iou_exact = {GT_MAP_SCALE: [0.0, 0.0], args.train_gt_scale: [0.0, 0.0]}
             for i, it in enumerate(items):
                 rng = np.random.default_rng([args.seed, i, 99])
                 affines = random_motion(args.frames, S, rng)
                 raw8 = warp_frames(it.raw, affines, S)
                 tgt8 = warp_frames(it.target, affines, S)
+                exact = warp_frames(it.change, affines, S)[..., 0] if it.change is not None else None
                 raw = to_model_range(torch.from_numpy(np.ascontiguousarray(raw8.transpose(0, 3, 1, 2))))
                 out_d, maps_d, _ = run_clip(model, raw, cfg.delta)
                 out_1, maps_1, _ = run_clip(model, raw, 1)
@@ -96,6 +101,12 @@ def main() -> None:
                     gt_t = gt_imperfection_map(raw8[t], tgt8[t], args.train_gt_scale)
                     if gt_t.max() > 0:
                         iou_train.append((float(np.minimum(maps_d[t] * weights[t], gt_t)[face].sum()), float(np.maximum(maps_d[t] * weights[t], gt_t)[face].sum())))
+                    if exact is not None and exact[t].max() > 0:
+                        for scale, acc in iou_exact.items():
+                            g = np.clip(exact[t] / scale, 0.0, 1.0)[face]
+                            p = (maps_d[t] * weights[t])[face]
+                            acc[0] += float(np.minimum(p, g).sum())
+                            acc[1] += float(np.maximum(p, g).sum())
                     diff = np.abs(out_d[t].astype(int) - raw8[t].astype(int)).max(axis=2)
                     changed.append(float((diff[face] > 5).mean()))
                     changed_feat.append(float((diff[features] > 5).mean()))
@@ -126,6 +137,9 @@ def main() -> None:
             if iou_train:
                 res["vretouch"]["soft_iou_face_at_train_scale"] = sum(a for a, _ in iou_train) / max(sum(b for _, b in iou_train), 1e-9)
                 res["train_gt_scale"] = args.train_gt_scale
+            if iou_exact[GT_MAP_SCALE][1] > 0:
+                res["vretouch"]["soft_iou_face_exact"] = iou_exact[GT_MAP_SCALE][0] / iou_exact[GT_MAP_SCALE][1]
+                res["vretouch"]["soft_iou_face_exact_at_train_scale"] = iou_exact[args.train_gt_scale][0] / iou_exact[args.train_gt_scale][1]
             res["changed_gt5_face"] = float(np.mean(changed)) if changed else float("nan")
             res["changed_gt5_features"] = float(np.mean(changed_feat)) if changed_feat else float("nan")
             groups = {}

@@ -10,7 +10,9 @@ of three inputs is made from it:
 - ``clean``: no blemish at all (input == target): what a model changes there is damage.
 
 A seeded random camera (:mod:`..train.photometric`) takes each pair to the model's size, as in
-training. Each item also carries the individual typology angle (ITA°) of the person's clean skin,
+training. Each item also keeps the pair's exact change before the camera (``change``: mean |raw −
+target| over R, G, B at the prepared size, area-resampled to the model's): the camera's JPEG turns
+a spot's difference into whole 8×8 blocks of 1–3-level differences, which no map should follow. Each item also carries the individual typology angle (ITA°) of the person's clean skin,
 ``atan((L* − 50) / b*)``, for per-skin-tone reporting (groups: > 41° light, 10–41° intermediate /
 tan, < 10° brown / dark).
 """
@@ -34,6 +36,7 @@ class HeldoutItem:
     raw: np.ndarray  # S×S×3 uint8
     target: np.ndarray  # S×S×3 uint8
     ita: float
+    change: np.ndarray | None = None  # S×S float32 in [0, 1]: mean |raw − target| before the camera (unit range)
 
 
 def ita_of(clean_rgb8: np.ndarray, skin: np.ndarray) -> float:
@@ -83,7 +86,10 @@ def heldout_items(prepared: str | Path, size: int, appearance: str, seed: int = 
             raw_s, tgt_s = apply_camera([raw8, clean8], rng, size)
         else:
             raw_s, tgt_s = (cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in (raw8, clean8))
-        items.append(HeldoutItem(f.file.stem, f.identity, raw_s, tgt_s, ita_of(clean8, geo.skin)))
+        change = np.abs(raw8.astype(np.float32) - clean8.astype(np.float32)).mean(axis=2) / 255.0
+        if change.shape[0] != size:
+            change = cv2.resize(change, (size, size), interpolation=cv2.INTER_AREA)
+        items.append(HeldoutItem(f.file.stem, f.identity, raw_s, tgt_s, ita_of(clean8, geo.skin), change.astype(np.float32)))
     return items
 
 
