@@ -146,6 +146,8 @@ def test_usage_errors_are_one_line(tmp_path, ffhqr, capsys):
         (["train", "--data", ffhqr, "--out", tmp_path / "z", "--gt-scale", "0"], "--gt-scale"),
         (["train", "--data", ffhqr, "--out", tmp_path / "l", "--lr-final", "2"], "--lr-final"),
         (["train", "--data", ffhqr, "--out", tmp_path / "c", "--model-option", 'classes=["acne","mole"]'], "class heads"),
+        (["train", "--data", ffhqr, "--out", tmp_path / "m", "--map-target", "exact"], "change before the camera"),
+        (["train", "--data", ffhqr, "--out", tmp_path / "n", "--map-target", "sharp"], "--map-target"),
         (["train", "--export", tmp_path / "nothing", "-o", tmp_path / "w.safetensors"], "no checkpoint"),
     ):
         with pytest.raises(SystemExit) as info:

@@ -221,6 +221,20 @@ def test_cache_and_patch_clips(tmp_path):
     a, b = ds[(0, 7)], ds[(0, 7)]
     assert all(torch.equal(a[k], b[k]) for k in a)  # a pure function of (index, seed)
     assert a["raw"].shape == (3, 3, 32, 32) and a["alpha"].shape == (3, 1, 32, 32)
+    # Each pair's change before the camera (--map-target exact) moves and crops with the clip; it
+    # is where the blemish is (the footprint), and nothing of the camera's JPEG blocks.
+    from vretouch_cli.train.loop import map_ground_truth
+    from vretouch_cli.train.config import TrainConfig
+    from vretouch_cli.train.patches import load_cache
+
+    _, arrays = load_cache(tmp_path / "cache")
+    change, alpha = np.asarray(arrays["change"], np.float32), np.asarray(arrays["alpha"])
+    assert arrays["change"].dtype == np.float16 and change.shape == (12, 64, 64) and change.max() > 0.01
+    assert change[alpha == 0].max() < 2 / 255  # off the (area-resampled) footprint: nothing
+    assert a["change"].shape == (3, 1, 32, 32) and a["change"].dtype == torch.float32
+    batch = {k: v[None] for k, v in a.items()}
+    exact = map_ground_truth(batch, batch["raw"].float(), batch["target"].float(), TrainConfig(data="x", map_target="exact", gt_map_scale=0.03))
+    assert torch.equal(exact, (batch["change"] / 0.03).clamp(0, 1))
     # The crop's affines give the exact flow between the cropped frames (interior pixels).
     flow = flows_from_affines_torch(a["affines"][None], 32)[0, 0]  # frame 1 → frame 0
     f0 = a["target"][0].float()[None]

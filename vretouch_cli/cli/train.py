@@ -68,6 +68,10 @@ def train(
     init: Optional[str] = typer.Option(None, "--init", help="Start G from this weights file (same architecture; δ and S may differ; class heads may start from class-less weights)."),
     patch: Optional[int] = typer.Option(None, "--patch", help="Crop size for --data-mode patches (default 128; 0 = whole faces)."),
     gt_scale: Optional[float] = typer.Option(None, "--gt-scale", help="M_gt = |raw − target| / this (in [0, 1] units), clipped to 1 (default 0.1, the evaluator's)."),
+    map_target: Optional[str] = typer.Option(
+        None, "--map-target",
+        help="What the map learns: camera (|raw − target| after the camera, the default) or exact (the change before the camera; needs a cache built since session 4).",
+    ),
     build_cache: Optional[Path] = typer.Option(None, "--build-cache", help="Make the cached training pairs of this --prepare-faces folder into -o and exit."),
     cache_variants: int = typer.Option(10, "--cache-variants", help="Blemished variants per training face for --build-cache."),
     cache_classes: bool = typer.Option(
@@ -130,7 +134,7 @@ def train(
     }
     if gt_scale is not None and not gt_scale > 0:
         raise UsageError(f"--gt-scale must be > 0, got {gt_scale}")
-    for k, v in (("objective", objective), ("init", init), ("patch", patch), ("gt_map_scale", gt_scale)):
+    for k, v in (("objective", objective), ("init", init), ("patch", patch), ("gt_map_scale", gt_scale), ("map_target", map_target)):
         if v is not None:
             given[k] = v
     for k, v in list(lw.items()) + [(k, given[k]) for k in ("steps", "batch_size", "lr") if k in given]:

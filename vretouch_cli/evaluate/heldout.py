@@ -66,6 +66,7 @@ def heldout_items(prepared: str | Path, size: int, appearance: str, seed: int = 
     from ..train.acne import synthesize_acne
     from ..train.blemish_alt import render_alt_blemishes
     from ..train.cleanup import clean_prepared_face
+    from ..train.patches import exact_change
     from ..train.photometric import apply_camera
 
     if appearance not in APPEARANCES:
@@ -86,10 +87,8 @@ def heldout_items(prepared: str | Path, size: int, appearance: str, seed: int = 
             raw_s, tgt_s = apply_camera([raw8, clean8], rng, size)
         else:
             raw_s, tgt_s = (cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in (raw8, clean8))
-        change = np.abs(raw8.astype(np.float32) - clean8.astype(np.float32)).mean(axis=2) / 255.0
-        if change.shape[0] != size:
-            change = cv2.resize(change, (size, size), interpolation=cv2.INTER_AREA)
-        items.append(HeldoutItem(f.file.stem, f.identity, raw_s, tgt_s, ita_of(clean8, geo.skin), change.astype(np.float32)))
+        change = exact_change(raw8, clean8, size).astype(np.float32)
+        items.append(HeldoutItem(f.file.stem, f.identity, raw_s, tgt_s, ita_of(clean8, geo.skin), change))
     return items
 
 

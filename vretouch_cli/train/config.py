@@ -19,6 +19,7 @@ DATA_MODES = ("auto", "ffhqr", "synthetic", "patches")
 OBJECTIVES = ("paper", "balanced")
 
 # Fields a resumed run may change without changing the result of the steps it computes.
+MAP_TARGETS = ("camera", "exact")
 RUN_CONTROL_FIELDS = (
     "steps",
     "max_minutes",
@@ -87,6 +88,10 @@ class TrainConfig:
     init: str | None = None  # start G (and its EMA) from this weights file instead of random
     patch: int = 128  # crop size of "patches" data (0 = whole faces)
     gt_map_scale: float | None = None  # M_gt scale; None = the evaluator's GT_MAP_SCALE
+    # What the merged map is trained on: "camera" = |raw − target| after the camera (its JPEG turns
+    # each spot's difference into 8×8 blocks of 1–3 levels); "exact" = the pair's change before
+    # the camera (a cache's ``change`` array, cached since session 4)
+    map_target: str = "camera"
     vgg_weights: str | None = None  # path / hub ref / None (env VRETOUCH_VGG_WEIGHTS, hub cache)
     vgg_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     val_fraction: float = 0.2  # share of identities held out when the data has no test split
@@ -108,6 +113,8 @@ class TrainConfig:
             raise UsageError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.objective not in OBJECTIVES:
             raise UsageError(f"--objective {self.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+        if self.map_target not in MAP_TARGETS:
+            raise UsageError(f"--map-target {self.map_target!r}: choose one of {', '.join(MAP_TARGETS)}")
         if self.patch < 0 or self.patch % 8:
             raise UsageError(f"--patch must be 0 or a positive multiple of 8, got {self.patch}")
         if self.steps < 0:

@@ -63,6 +63,18 @@ EXPORT_FILE = "weights_ema.safetensors"
 STOP = threading.Event()
 
 
+def map_ground_truth(batch: dict[str, torch.Tensor], raw: torch.Tensor, tgt: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """The merged map's M_gt [B, T, 1, S, S] at ``cfg.gt_map_scale``: from ``|raw − target|`` after
+    the camera (``--map-target camera``), or from the pair's change before it (``exact``: the
+    cache's ``change``, :func:`.patches.exact_change`)."""
+    if cfg.map_target == "exact":
+        from ..evaluate.metrics import GT_MAP_SCALE
+
+        scale = GT_MAP_SCALE if cfg.gt_map_scale is None else float(cfg.gt_map_scale)
+        return (batch["change"].to(raw.device, non_blocking=True).float() / scale).clamp(0.0, 1.0)
+    return gt_imperfection_map(raw, tgt, cfg.gt_map_scale)
+
+
 def class_ground_truth(batch: dict[str, torch.Tensor], gt_scale: float | None) -> torch.Tensor:
     """The class heads' targets: each class's own change (``class_diff``, :class:`.patches.PatchDataset`)
     divided by ``gt_scale`` (None: the evaluator's) and clipped to [0, 1], as
@@ -287,7 +299,7 @@ class Models:
         terms: dict[str, torch.Tensor] = {}
         logged: dict[str, torch.Tensor] = {}  # per-class parts of the terms: logged, not added again
         if balanced:
-            m_gt = gt_imperfection_map(raw, tgt, cfg.gt_map_scale)  # [B, T, 1, S, S]
+            m_gt = map_ground_truth(batch, raw, tgt, cfg)  # [B, T, 1, S, S]
             _, region = blemish_regions(m_gt[:, ti])
             spots = (m_gt[:, ti] > 0.02).float()
             terms["spot"] = region_l1(pred, y, region)
@@ -322,7 +334,7 @@ class Models:
         if w.imperfection > 0 and not balanced and heads:
             terms["imp"] = F.l1_loss(out.class_maps.float(), class_gt)  # every class's map against its own change
         elif w.imperfection > 0 and not balanced:
-            m_gt = gt_imperfection_map(raw, tgt, cfg.gt_map_scale)
+            m_gt = map_ground_truth(batch, raw, tgt, cfg)
             imp = F.l1_loss(out.masks.float(), m_gt)
             if out.masks_raw is not None:
                 imp = 0.5 * (imp + F.l1_loss(out.masks_raw.float(), m_gt))
@@ -378,14 +390,15 @@ def _param_digest(model: torch.nn.Module) -> str:
 def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_size: int, gt_scale: float | None) -> tuple[dict[str, float], list[list[np.ndarray]]]:
     """PSNR / SSIM of the output and of the raw input against the target, the PSNR gain, the
     Soft-IoU of the predicted imperfection map against M_gt (summed over the whole set), and the
-    flow end-point error. Returns (metrics, contact-sheet rows of the first six items)."""
-    from ..evaluate.metrics import psnr, ssim
+    flow end-point error (and ``soft_iou_exact`` against the change before the camera where the
+    items carry it). Returns (metrics, contact-sheet rows of the first six items)."""
+    from ..evaluate.metrics import GT_MAP_SCALE, psnr, ssim
 
     model.eval()
     t = items[0]["raw"].shape[0]
     ti = t // 2
     ps, ps_raw, ss, epe = [], [], [], []
-    inter = union = 0.0
+    inter = union = inter_x = union_x = 0.0
     heads = tuple(model.config.classes)
     inter_c = torch.zeros(len(heads), dtype=torch.float64)
     union_c = torch.zeros(len(heads), dtype=torch.float64)
@@ -408,6 +421,11 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
         pred = out.mask.float().clamp(0, 1)
         inter += float(torch.minimum(pred, m_gt).sum())
         union += float(torch.maximum(pred, m_gt).sum())
+        if "change" in chunk[0]:  # against the exact change before the camera, as --map-target exact trains
+            scale = GT_MAP_SCALE if gt_scale is None else float(gt_scale)
+            m_ex = (torch.stack([c["change"][ti] for c in chunk]).to(device).float() / scale).clamp(0, 1)
+            inter_x += float(torch.minimum(pred, m_ex).sum())
+            union_x += float(torch.maximum(pred, m_ex).sum())
         if t > 1:
             flow_gt = flows_from_affines_torch(torch.stack([c["affines"] for c in chunk]).to(device), raw.shape[-1])
             epe.append(float((out.flows.float() - flow_gt).norm(dim=2).mean()))
@@ -444,6 +462,8 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
         "soft_iou": inter / union if union > 0 else 1.0,
         "n": len(items),
     }
+    if union_x > 0:
+        metrics["soft_iou_exact"] = inter_x / union_x
     if epe:
         metrics["flow_epe"] = float(np.mean(epe))
     if heads and "class_maps" in items[0]:
@@ -533,6 +553,11 @@ def _train(cfg: TrainConfig, state: dict | None, info: ddp.DistInfo, cb: Callbac
                 f"a model with class heads ({', '.join(heads)}) needs per-class training data: build a class cache with "
                 "`vretouch train --build-cache PREP -o CACHE --cache-classes` and train with --data CACHE"
             )
+    if cfg.map_target == "exact" and not heads and (mode != "patches" or not (Path(cfg.data) / "change.npy").is_file()):
+        raise UsageError(
+            f"--map-target exact needs each pair's change before the camera, which {cfg.data} does not hold: rebuild the cache "
+            "with `vretouch train --build-cache PREP -o CACHE` (caches record it since session 4), or use --map-target camera"
+        )
     if main:
         run.mkdir(parents=True, exist_ok=True)
     val_items: list[dict[str, torch.Tensor]] = []

@@ -42,6 +42,18 @@ def is_cache(folder: str | Path) -> bool:
     return (Path(folder) / META).is_file()
 
 
+def exact_change(raw8: np.ndarray, target8: np.ndarray, size: int) -> np.ndarray:
+    """A pair's change before the camera, S×S float16 in [0, 1]: mean |raw − target| over R, G, B
+    (unit range) at the prepared size, area-resampled to the model's. The camera's JPEG spreads a
+    spot's difference into 8×8 blocks; this is what the spot itself changes (``--map-target exact``)."""
+    import cv2
+
+    d = np.abs(raw8.astype(np.float32) - target8.astype(np.float32)).mean(axis=2) / 255.0
+    if d.shape[0] != size:
+        d = cv2.resize(d, (size, size), interpolation=cv2.INTER_AREA)
+    return np.clip(d, 0.0, 1.0).astype(np.float16)
+
+
 def _face_job(args) -> dict:
     """Everything for one face (runs in a worker process)."""
     import cv2
@@ -56,10 +68,11 @@ def _face_job(args) -> dict:
     lm = np.asarray(landmarks, np.float32)
     geo, cleaned8, healed = clean_prepared_face(path, lm, stored)
     clean = cleaned8.astype(np.float32) / 255.0
-    out = {"raw": [], "target": [], "alpha": [], "classes": [], "healed_share": float((healed > 0.1).mean())}
+    out = {"raw": [], "target": [], "alpha": [], "classes": [], "change": [], "healed_share": float((healed > 0.1).mean())}
     for _ in range(variants):
         res = synthesize_acne(clean, rng, geo, params, lm)
         raw8 = np.clip(res.raw * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        out["change"].append(exact_change(raw8, cleaned8, size))
         maps8 = np.clip(np.stack([res.alpha, res.classes["acne"], res.classes["redness"], res.classes["marks"]], -1) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         maps_s = cv2.resize(maps8, (size, size), interpolation=cv2.INTER_AREA)
         raw_s, tgt_s = apply_camera([raw8, cleaned8], rng, size)
@@ -131,6 +144,8 @@ def build_cache(
         "alpha": np.lib.format.open_memmap(out / "alpha.npy", "w+", np.uint8, (n, size, size)),
         "classes": np.lib.format.open_memmap(out / "classes.npy", "w+", np.uint8, (n, size, size, 3)),
     }
+    if extra is None:  # a class cache renders each selection's target at load time: no fixed change
+        arrays["change"] = np.lib.format.open_memmap(out / "change.npy", "w+", np.float16, (n, size, size))
     healed = []
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(max(1, workers)) as pool:
@@ -196,6 +211,8 @@ def load_cache(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         from .classcache import ARRAYS
 
         names += ARRAYS
+    if (folder / "change.npy").is_file():  # caches built since session 4
+        names += ("change",)
     arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in names}
     return meta, arrays
 
@@ -280,6 +297,7 @@ class PatchDataset(Dataset):
         raw = np.asarray(self.arrays["raw"][i])
         tgt = np.asarray(self.arrays["target"][i])
         alpha = np.asarray(self.arrays["alpha"][i])
+        change = np.asarray(self.arrays["change"][i], np.float32) if "change" in self.arrays and self.layers is None else None
         maps_f = select = None
         if self.layers is not None:
             from .classcache import footprint_maps, selection_for
@@ -293,6 +311,7 @@ class PatchDataset(Dataset):
         raw_f = warp_frames(raw, affines, S)
         tgt_f = warp_frames(tgt, affines, S)
         alpha_f = warp_frames(alpha, affines, S)
+        change_f = None if change is None else warp_frames(change, affines, S)
         if select is not None:
             maps_f = warp_frames(maps, affines, S)
             diffs_f = warp_frames(diffs, affines, S)
@@ -316,6 +335,8 @@ class PatchDataset(Dataset):
             raw_f = raw_f[:, y0 : y0 + P, x0 : x0 + P]
             tgt_f = tgt_f[:, y0 : y0 + P, x0 : x0 + P]
             alpha_f = alpha_f[:, y0 : y0 + P, x0 : x0 + P]
+            if change_f is not None:
+                change_f = change_f[:, y0 : y0 + P, x0 : x0 + P]
             if maps_f is not None:
                 maps_f = maps_f[:, y0 : y0 + P, x0 : x0 + P]
                 diffs_f = diffs_f[:, y0 : y0 + P, x0 : x0 + P]
@@ -327,6 +348,8 @@ class PatchDataset(Dataset):
             return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
 
         item = {"raw": tensor(raw_f), "target": tensor(tgt_f), "affines": torch.from_numpy(affines), "alpha": tensor(alpha_f)}
+        if change_f is not None:
+            item["change"] = tensor(change_f)  # [T, 1, P, P] float32: the exact change (--map-target exact)
         if select is not None:
             from ..classes import CLASSES
 
