@@ -66,7 +66,8 @@ def test_class_heads_train_log_per_class_terms_and_resume_exactly(tmp_path, cach
             assert all(np.isfinite(r["losses"][f"{term}_{name}"]) for r in rows), (term, name)
     last = rows[-1]["losses"]
     assert last["bce"] == pytest.approx(np.mean([last[f"bce_{n}"] for n in CLASSES]), rel=1e-5)
-    assert {"spot", "clean", "gen", "total_g"} <= set(last)
+    assert {"spot", "clean", "gen", "keep", "total_g"} <= set(last)
+    assert all(np.isfinite(r["losses"]["keep"]) and r["losses"]["keep"] >= 0 for r in rows)
     val = [r for r in read_log(a) if r["kind"] == "val"][-1]["metrics"]
     assert all(np.isfinite(val[f"soft_iou_{n}"]) for n in CLASSES) and np.isfinite(val["psnr_gain"])
     assert load_model(a / "weights_ema.safetensors").config.classes == CLASSES

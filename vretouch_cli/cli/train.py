@@ -61,6 +61,7 @@ def train(
     w_spot: Optional[float] = typer.Option(None, "--w-spot", help="balanced: L1 inside the blemish region, per its area (default 10)."),
     w_clean: Optional[float] = typer.Option(None, "--w-clean", help="balanced: L1 outside it, the identity term (default 10)."),
     w_gen: Optional[float] = typer.Option(None, "--w-gen", help="balanced: L1 of G's fill-in inside the blemishes (default 5)."),
+    w_keep: Optional[float] = typer.Option(None, "--w-keep", help="class heads: L1 on the pixels of the classes a sample keeps, per their area (default 10)."),
     w_temporal: Optional[float] = typer.Option(None, "--w-temporal", help="δ > 1: flicker of the correction between consecutive frames (default 0 = off; a second forward pass per step)."),
     lr_final: Optional[float] = typer.Option(None, "--lr-final", help="Cosine-decay the LR to this fraction of --lr at --steps (default 1 = constant)."),
     pos_weight_cap: Optional[float] = typer.Option(None, "--pos-weight-cap", help="balanced: cap of the BCE's positive weight (default 20)."),
@@ -128,7 +129,7 @@ def train(
         for k, v in (
             ("l1", w_l1), ("perceptual", w_perceptual), ("adversarial", w_adv), ("flow", w_flow), ("imperfection", w_imp),
             ("bce", w_bce), ("dice", w_dice), ("spot", w_spot), ("clean", w_clean), ("gen", w_gen),
-            ("temporal", w_temporal), ("pos_weight_cap", pos_weight_cap), ("ring_weight", ring_weight),
+            ("temporal", w_temporal), ("pos_weight_cap", pos_weight_cap), ("ring_weight", ring_weight), ("keep", w_keep),
         )
         if v is not None
     }
@@ -315,7 +316,7 @@ def _train(cfg, resume: bool, given: dict, console) -> None:
             if plain and record:
                 ls = record["losses"]
                 # the terms this run's objective has, in a fixed order (paper: l1, imp; balanced: spot …)
-                shown = ", ".join(f"{k} {ls[k]:.4f}" for k in ("l1", "imp", "spot", "clean", "gen", "bce", "dice", "temporal", "flow") if k in ls)
+                shown = ", ".join(f"{k} {ls[k]:.4f}" for k in ("l1", "imp", "spot", "clean", "gen", "keep", "bce", "dice", "temporal", "flow") if k in ls)
                 d = f", D {ls['d']:.3f}" if "d" in ls else ""
                 console.print(f"step {step}: {record['steps_per_s']:.2f} it/s, G {ls.get('total_g', float('nan')):.4f} ({shown}){d}", soft_wrap=True)
             fields = {}

@@ -50,6 +50,11 @@ class LossWeights:
     spot: float = 10.0  # L1 inside the (grown) blemish region, normalised by its area
     clean: float = 10.0  # L1 outside it: the identity term ("change nothing here")
     gen: float = 5.0  # L1 of G's own output inside the blemishes (teaches the fill-in whatever the map)
+    # Class heads only: L1 on the pixels of the classes the sample keeps (moles, freckles, … where
+    # their own change at --gt-scale > 0.05), normalised by that area. Without it a kept mole is a
+    # few pixels of the clean term's whole-crop average, and the heads of the removed classes
+    # learnt to take moles along (65 % of mole pixels kept after 6000 steps, session 4).
+    keep: float = 10.0
     pos_weight_cap: float = 20.0  # cap of the BCE's positive weight (negatives / positives)
     ring_weight: float = 4.0  # weight of the clean ring around each blemish (hard negatives)
     # Multi-frame clips only: the target's error against the clean frame should move with the

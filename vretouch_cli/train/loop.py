@@ -312,6 +312,9 @@ class Models:
                     logged[f"dice_{name}"] = soft_dice_loss(out.class_maps[:, :, k : k + 1], gt_k, present_only=True)
                 terms["bce"] = torch.stack([logged[f"bce_{name}"] for name in heads]).mean()
                 terms["dice"] = torch.stack([logged[f"dice_{name}"] for name in heads]).mean()
+                if w.keep > 0:  # what the sample keeps must come out as it went in
+                    kept = ((1.0 - extra["select"])[:, :, None, None] * class_gt[:, ti]).amax(dim=1, keepdim=True)
+                    terms["keep"] = region_l1(pred, y, (kept > 0.05).float())
             else:
                 terms["bce"] = balanced_map_loss(out.logits, m_gt, self.G.config.mask_floor, w.pos_weight_cap, w.ring_weight)
                 terms["dice"] = soft_dice_loss(out.masks, m_gt)
@@ -341,7 +344,7 @@ class Models:
             terms["imp"] = imp
         weights = {
             "l1": w.l1, "perceptual": w.perceptual, "adv_g": w.adversarial, "flow": w.flow, "imp": w.imperfection,
-            "spot": w.spot, "clean": w.clean, "gen": w.gen, "bce": w.bce, "dice": w.dice,
+            "spot": w.spot, "clean": w.clean, "gen": w.gen, "bce": w.bce, "dice": w.dice, "keep": w.keep,
             "temporal": w.temporal,
         }
         loss_g = sum(weights[k] * v for k, v in terms.items())
