@@ -21,13 +21,13 @@ still scores any weights on acne-only, independent and clean sets.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _report import emit  # noqa: E402  (benchmarks/_report.py, beside this script)
 
 
 def main() -> None:
@@ -53,10 +53,7 @@ def main() -> None:
         on_item=lambda i, it: print(f"{i + 1}/{len(items)} {it.name}", flush=True),
     )
     report = {"weights": str(args.weights), "size": model.config.size, **report, "seconds": time.perf_counter() - started}
-    print(json.dumps(report, indent=1))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

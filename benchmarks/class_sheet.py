@@ -21,6 +21,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _report import emit  # noqa: E402  (benchmarks/_report.py, beside this script)
 SHARED = REPO.parent / "shared" / "data"
 
 VIDEOS = (("woman_720p_headturn.mp4", 10), ("talking_512_noaudio.mp4", 20))
@@ -127,10 +128,7 @@ def main() -> None:
     Image.fromarray(sheet).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(args.out, optimize=True)
     report["sheet"] = str(args.out)
     report["sheet_bytes"] = args.out.stat().st_size
-    print(json.dumps(report, indent=1))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ the face region (``face_region_mask``):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -36,6 +35,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from _report import emit  # noqa: E402  (benchmarks/_report.py, beside this script)
 
 
 def main() -> None:
@@ -152,10 +152,7 @@ def main() -> None:
             res["ita_groups"] = groups
             report[kind] = res
     report["seconds"] = time.perf_counter() - started
-    print(json.dumps(report, indent=1))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+    emit(report, args.json)
 
 
 if __name__ == "__main__":
