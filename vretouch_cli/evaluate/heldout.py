@@ -12,7 +12,8 @@ of three inputs is made from it:
 A seeded random camera (:mod:`..train.photometric`) takes each pair to the model's size, as in
 training. Each item also keeps the pair's exact change before the camera (``change``: mean |raw −
 target| over R, G, B at the prepared size, area-resampled to the model's): the camera's JPEG turns
-a spot's difference into whole 8×8 blocks of 1–3-level differences, which no map should follow. Each item also carries the individual typology angle (ITA°) of the person's clean skin,
+a spot's difference into whole 8×8 blocks of 1–3-level differences, which no map should follow.
+Each item also carries the individual typology angle (ITA°) of the person's clean skin,
 ``atan((L* − 50) / b*)``, for per-skin-tone reporting (groups: > 41° light, 10–41° intermediate /
 tan, < 10° brown / dark).
 """

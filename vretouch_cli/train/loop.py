@@ -63,15 +63,19 @@ EXPORT_FILE = "weights_ema.safetensors"
 STOP = threading.Event()
 
 
+def _gt_scale(scale: float | None) -> float:
+    """--gt-scale, or the evaluator's GT_MAP_SCALE when it was not given."""
+    from ..evaluate.metrics import GT_MAP_SCALE
+
+    return GT_MAP_SCALE if scale is None else float(scale)
+
+
 def map_ground_truth(batch: dict[str, torch.Tensor], raw: torch.Tensor, tgt: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The merged map's M_gt [B, T, 1, S, S] at ``cfg.gt_map_scale``: from ``|raw − target|`` after
     the camera (``--map-target camera``), or from the pair's change before it (``exact``: the
     cache's ``change``, :func:`.patches.exact_change`)."""
     if cfg.map_target == "exact":
-        from ..evaluate.metrics import GT_MAP_SCALE
-
-        scale = GT_MAP_SCALE if cfg.gt_map_scale is None else float(cfg.gt_map_scale)
-        return (batch["change"].to(raw.device, non_blocking=True).float() / scale).clamp(0.0, 1.0)
+        return (batch["change"].to(raw.device, non_blocking=True).float() / _gt_scale(cfg.gt_map_scale)).clamp(0.0, 1.0)
     return gt_imperfection_map(raw, tgt, cfg.gt_map_scale)
 
 
@@ -80,11 +84,7 @@ def class_ground_truth(batch: dict[str, torch.Tensor], gt_scale: float | None) -
     divided by ``gt_scale`` (None: the evaluator's) and clipped to [0, 1], as
     :func:`gt_imperfection_map` makes the merged map's from ``|raw − target|``. Float32, the shape
     of ``class_diff``."""
-    if gt_scale is None:
-        from ..evaluate.metrics import GT_MAP_SCALE
-
-        gt_scale = GT_MAP_SCALE
-    return (batch["class_diff"].float() / float(gt_scale)).clamp(0.0, 1.0)
+    return (batch["class_diff"].float() / _gt_scale(gt_scale)).clamp(0.0, 1.0)
 
 
 class Callbacks:
@@ -395,7 +395,7 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
     Soft-IoU of the predicted imperfection map against M_gt (summed over the whole set), and the
     flow end-point error (and ``soft_iou_exact`` against the change before the camera where the
     items carry it). Returns (metrics, contact-sheet rows of the first six items)."""
-    from ..evaluate.metrics import GT_MAP_SCALE, psnr, ssim
+    from ..evaluate.metrics import psnr, ssim
 
     model.eval()
     t = items[0]["raw"].shape[0]
@@ -425,8 +425,7 @@ def validate(model, items: list[dict[str, torch.Tensor]], device, dtype, batch_s
         inter += float(torch.minimum(pred, m_gt).sum())
         union += float(torch.maximum(pred, m_gt).sum())
         if "change" in chunk[0]:  # against the exact change before the camera, as --map-target exact trains
-            scale = GT_MAP_SCALE if gt_scale is None else float(gt_scale)
-            m_ex = (torch.stack([c["change"][ti] for c in chunk]).to(device).float() / scale).clamp(0, 1)
+            m_ex = (torch.stack([c["change"][ti] for c in chunk]).to(device).float() / _gt_scale(gt_scale)).clamp(0, 1)
             inter_x += float(torch.minimum(pred, m_ex).sum())
             union_x += float(torch.maximum(pred, m_ex).sum())
         if t > 1:
