@@ -153,6 +153,37 @@ def test_combined_map_is_the_max_of_the_selected_weighted_maps(model):
     assert torch.equal(a.out, b.out)
 
 
+def test_keep_veto_config_round_trip_and_validation():
+    cfg = _cfg(classes=CLASSES, keep_veto=True)
+    assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert "keep_veto" not in _cfg(classes=CLASSES).to_dict()  # older class weights load as before
+    assert ModelConfig.from_dict(_cfg(classes=CLASSES).to_dict()).keep_veto is False
+    with pytest.raises(UsageError, match="keep_veto needs class heads"):
+        _cfg(keep_veto=True)
+
+
+def test_keep_veto_multiplies_the_selected_map_by_one_minus_the_kept_map(model):
+    veto = VRetouchEr(model.config.replace(keep_veto=True)).eval()
+    veto.load_state_dict(model.state_dict())  # same tensors: the flag changes the composition only
+    clip = _clip(2, 3, seed=3)
+    sel = torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.5, 1.0, 0.0]])
+    with torch.no_grad():
+        plain, o = model(clip, 1, select=sel), veto(clip, 1, select=sel)
+        w = sel[:, None, :, None, None]
+        kept = ((1.0 - w) * o.class_maps).amax(dim=2, keepdim=True)
+        assert torch.equal(o.class_maps, plain.class_maps)
+        assert torch.allclose(o.masks, plain.masks * (1.0 - kept))
+        assert float(kept.max()) > 0.1 and float((plain.masks - o.masks).max()) > 0.01  # the veto did something
+        # one class selected: its own map times one minus the strongest of the others
+        full = torch.zeros(K).index_fill_(0, torch.tensor([0]), 1.0)  # acne only
+        o1 = veto(clip, 1, select=full)
+        k1 = (o1.class_maps[:, 1, 1:]).amax(dim=1, keepdim=True)
+        assert torch.allclose(o1.mask, o1.class_maps[:, 1, :1] * (1.0 - k1))
+        # everything selected: nothing is kept, the veto changes nothing
+        a, b = model(clip, 1, select=torch.ones(K)), veto(clip, 1, select=torch.ones(K))
+    assert torch.equal(a.out, b.out)
+
+
 def test_selecting_nothing_leaves_the_input_unchanged(model):
     clip = _clip(2, 3, seed=2)
     sel = torch.stack([torch.zeros(K), torch.ones(K)])  # sample 0: nothing; sample 1: everything

@@ -66,6 +66,12 @@ class ModelConfig:
     # the classes to remove. Empty: one merged map, the network of every weights file before
     # class heads (same tensors; the field is left out of the saved config).
     classes: tuple[str, ...] = ()
+    # Class heads only: the kept classes' map vetoes removal, M_pix = max_c(select_c · m_c) ·
+    # (1 − K_pix), so a pixel the network sees as a kept mole or freckle is not composed from G
+    # even where a removed class's map also fires on it (the class heads' common error: the acne
+    # head also answers on moles). Trained with it, the heads learn the product. Weights files
+    # without the field load as False (the plain max); it is left out of a saved config when False.
+    keep_veto: bool = False
     # -- discriminator (training only) -------------------------------------------------------
     disc_channels: int = 64
     disc_scales: int = 3
@@ -83,6 +89,8 @@ class ModelConfig:
             bad(f"classes: unknown class {unknown[0]!r}; valid classes: {', '.join(CLASSES)}")
         if len(set(self.classes)) != len(self.classes):
             bad(f"classes={list(self.classes)} names a class twice")
+        if self.keep_veto and not self.classes:
+            bad("keep_veto needs class heads (classes=...)")
 
         c = self.channels
         if c < 8 or c % 8:
@@ -157,12 +165,12 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (tuples become lists). ``classes`` is left out when empty, so a config
-        without class heads is saved exactly as before the field existed."""
+        """JSON-able dict (tuples become lists). ``classes`` and ``keep_veto`` are left out when
+        empty / False, so a config without them is saved exactly as before the fields existed."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "classes" and not value:
+            if f.name in ("classes", "keep_veto") and not value:
                 continue
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out

@@ -11,10 +11,11 @@ entry point takes ``select`` [B, K] in [0, 1], one weight per class in ``cfg.cla
 acne, redness, marks at 1, the others 0). The map that gates G's skips and drives the
 composition is the combined map of the selected classes,
 
-    M_pix = max_c(select_c · m_c),
+    M_pix = max_c(select_c · m_c)          (· (1 − K_pix) with ``cfg.keep_veto``),
 
 so select = 0 leaves the input bit for bit, a class at weight 1 is composed exactly as its own
-map says, and overlapping classes do not add up beyond the strongest one. The map of the kept
+map says, and overlapping classes do not add up beyond the strongest one; with the veto, a pixel
+the kept classes' map claims is not replaced even where a removed class's map fires too. The map of the kept
 classes, K_pix = max_c((1 − select_c) · m_c), and the selection itself condition G (see
 :class:`~vretouch_cli.model.decoder.Decoder`), so the network can learn to keep unselected
 features intact where they touch what is removed; the classical fill does not read from them.
@@ -109,12 +110,16 @@ class VRetouchEr(nn.Module):
             raise ValueError(f"select must be [{k}] or [{batch}, {k}] (one weight per class head), got {list(select.shape)}")
         return select
 
-    @staticmethod
-    def combine(class_maps: Tensor, select: Tensor) -> tuple[Tensor, Tensor]:
+    def combine(self, class_maps: Tensor, select: Tensor) -> tuple[Tensor, Tensor]:
         """class_maps [B, K, H, W] in [0, 1], select [B, K] in [0, 1] → (selected, kept), each
-        [B, 1, H, W] in [0, 1]: selected = max_c(select_c · m_c), kept = max_c((1 − select_c) · m_c)."""
+        [B, 1, H, W] in [0, 1]: selected = max_c(select_c · m_c), kept = max_c((1 − select_c) · m_c);
+        with ``cfg.keep_veto`` selected is multiplied by (1 − kept)."""
         w = select.to(class_maps.dtype)[:, :, None, None]
-        return (w * class_maps).amax(dim=1, keepdim=True), ((1.0 - w) * class_maps).amax(dim=1, keepdim=True)
+        selected = (w * class_maps).amax(dim=1, keepdim=True)
+        kept = ((1.0 - w) * class_maps).amax(dim=1, keepdim=True)
+        if self.config.keep_veto:
+            selected = selected * (1.0 - kept)
+        return selected, kept
 
     # -- per-frame parts ----------------------------------------------------------------------
     def encode(self, image: Tensor) -> tuple[list[Tensor], Tensor]:
