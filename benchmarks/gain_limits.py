@@ -41,9 +41,11 @@ sys.path.insert(0, str(REPO))
 from _report import emit  # noqa: E402  (benchmarks/_report.py, beside this script)
 
 
+LOWPASS_SIGMAS = (0.7, 1.5)  # frequency separation: G's correction low-passed, composed with M as trained
+
+
 def composition_variants() -> dict:
-    """name → (map [H, W] → weight [H, W]) for the model's map; or "lowpass σ" (a string) for the
-    frequency-separated correction composed with the map as trained."""
+    """name → (map [H, W] → composition weight [H, W]), applied to the model's own map and G."""
     v: dict = {"M (as trained)": lambda m: m}
     for k in (2, 4):
         v[f"min(1, {k}M)"] = (lambda k: lambda m: np.minimum(1.0, k * m))(k)
@@ -53,8 +55,6 @@ def composition_variants() -> dict:
         v[f"cores to 1 ({lo}..{hi})"] = (lambda lo, hi: lambda m: np.maximum(m, np.clip((m - lo) / (hi - lo), 0, 1)))(lo, hi)
     for t in (0.05, 0.1):
         v[f"dead zone {t}"] = (lambda t: lambda m: np.clip((m - t) / (1 - t), 0, 1))(t)
-    for s in (0.7, 1.5):
-        v[f"lowpass {s}"] = f"lowpass {s}"
     return v
 
 
@@ -144,13 +144,9 @@ def main() -> None:
                     pool.add("oracle: model map, perfect fill", compose(tgt, m), raw, tgt, face)
                     pool.add(f"oracle: true map ({args.train_gt_scale}), perfect fill", compose(tgt, gt_train), raw, tgt, face)
                     pool.add("oracle: model map > 0.05, perfect fill", compose(tgt, (m > 0.05).astype(np.float32)), raw, tgt, face)
-                for name, f in variants.items():
-                    if isinstance(f, str):
-                        sigma = float(f.split()[1])
-                        g = raw + cv2.GaussianBlur(gen - raw, (0, 0), sigma)
-                        w = m
-                    else:
-                        g, w = gen, f(m)
+                candidates = [(name, gen, f(m)) for name, f in variants.items()]
+                candidates += [(f"lowpass {s}", raw + cv2.GaussianBlur(gen - raw, (0, 0), s), m) for s in LOWPASS_SIGMAS]
+                for name, g, w in candidates:
                     pool.add(name, compose(g, w), raw, tgt, face)
                     if kind != "clean":
                         pool.add_iou(name, str(GT_MAP_SCALE), w, gt_eval, face_w)

@@ -14,9 +14,9 @@ composition is the combined map of the selected classes,
     M_pix = max_c(select_c · m_c)          (· (1 − K_pix) with ``cfg.keep_veto``),
 
 so select = 0 leaves the input bit for bit, a class at weight 1 is composed exactly as its own
-map says, and overlapping classes do not add up beyond the strongest one; with the veto, a pixel
-the kept classes' map claims is not replaced even where a removed class's map fires too. The map of the kept
-classes, K_pix = max_c((1 − select_c) · m_c), and the selection itself condition G (see
+map says, and overlapping classes do not add up beyond the strongest one; with the veto, a
+pixel the kept classes' map claims is not replaced even where a removed class's map fires too.
+The map of the kept classes, K_pix = max_c((1 − select_c) · m_c), and the selection itself condition G (see
 :class:`~vretouch_cli.model.decoder.Decoder`), so the network can learn to keep unselected
 features intact where they touch what is removed; the classical fill does not read from them.
 Without class heads nothing of this runs: the cost and the tensors are those of the merged model.
