@@ -120,3 +120,97 @@ def _grows_by_one(src: Tensor, want: Tensor, dim: int) -> bool:
     if src.dim() != want.dim():
         return False
     return all((s + 1 == w) if d == dim else s == w for d, (s, w) in enumerate(zip(src.shape, want.shape)))
+
+
+# -- a wider G from a narrower one (``train --init`` across ``dec_channels``) ----------------------
+
+
+@dataclass(frozen=True)
+class DecoderGrowth:
+    """What :func:`grow_decoder` did: G's widths before and after, and the tensors it widened."""
+
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+    widened: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line for the training log."""
+        return (
+            f"G widened from dec_channels {list(self.before)} to {list(self.after)}: {len(self.widened)} tensors grown "
+            "(old channels copied; the old channels' weights on the new ones zero, so G starts as the source's G)"
+        )
+
+
+def _decoder_convs(cfg) -> list[tuple[str, int, int, int | None]]:
+    """(state-dict prefix, input width of the running features x, output width, kind) of every conv
+    of G: kind 0 for a block's first modulated conv (its input is [x, skip·(1 − m), m(, k)]: x's
+    channels come first), 1 for a later one (input = the block's own output), None for ``to_rgb``."""
+    d = cfg.dec_channels
+    convs = []
+    for group, ins, outs in (("low", [cfg.channels, d[0], d[0]], [d[0]] * 3), ("up", list(d[:3]), list(d[1:4]))):
+        for i, (cin, cout) in enumerate(zip(ins, outs)):
+            convs.append((f"decoder.{group}.{i}.convs.0", cin, cout, 0))
+            for j in range(1, cfg.dec_convs):
+                convs.append((f"decoder.{group}.{i}.convs.{j}", cout, cout, 1))
+    convs.append(("decoder.to_rgb", d[3], 3, None))
+    return convs
+
+
+def grow_decoder(source: Mapping[str, Tensor], source_cfg, model: nn.Module) -> tuple[dict[str, Tensor], DecoderGrowth]:
+    """State dict for ``model`` from ``source``, the weights of the same architecture whose G has
+    narrower (or equal) ``dec_channels`` (every other field of the config equal; δ and S may differ).
+
+    Function-preserving (Net2Net-style): every old channel keeps its weights; the weights that old
+    channels give to new input channels are zero, so the new channels change nothing at the start
+    and G computes what the source's G computes. New channels read the old ones with the model's
+    own fresh initialisation, so they carry signal and every new weight gets a gradient from the
+    second step on. Modulated convs stay exact: their demodulation sums the squared weights over
+    the inputs, to which zero weights add nothing. Returns (state of float32 CPU tensors, what was
+    done); raises ValueError naming what differs otherwise.
+    """
+    cfg = model.config
+    old_d, new_d = tuple(source_cfg.dec_channels), tuple(cfg.dec_channels)
+    if len(old_d) != len(new_d) or any(o > n for o, n in zip(old_d, new_d)):
+        raise ValueError(f"G cannot shrink or change depth: dec_channels {list(old_d)} → {list(new_d)}")
+    if source_cfg.replace(dec_channels=new_d, delta=cfg.delta, size=cfg.size) != cfg:
+        raise ValueError("only dec_channels may differ (besides δ and S)")
+    fresh = model.state_dict()
+    layout = {}
+    for (prefix, x_old, o_old, kind), (_, x_new, o_new, _) in zip(_decoder_convs(source_cfg), _decoder_convs(cfg)):
+        layout[prefix] = (x_old, x_new, o_old, o_new, kind)
+    state: dict[str, Tensor] = {}
+    widened = []
+    for name, want in fresh.items():
+        if name not in source:
+            raise ValueError(f"{name} is missing from the source")
+        src = source[name].detach().to("cpu", torch.float32)
+        if src.shape == want.shape:
+            state[name] = src.clone()
+            continue
+        prefix, _, leaf = name.rpartition(".")
+        affine = prefix.endswith(".affine")
+        conv = prefix.rpartition(".")[0] if affine else prefix
+        if conv not in layout:
+            raise ValueError(f"{name} is {_shape(src)} in the source but {_shape(want)} here")
+        x_old, x_new, o_old, o_new, kind = layout[conv]
+        n_in_old = src.shape[0] if affine else (src.shape[1] if src.dim() > 1 else 0)
+        # old input channel c → its place in the wider input (x's new channels sit right after x's old ones)
+        cols = torch.arange(n_in_old)
+        if kind == 0:
+            cols = torch.where(cols < x_old, cols, cols + (x_new - x_old))
+        out = want.detach().to("cpu", torch.float32).clone()
+        if affine:  # the modulation of each input channel: [in, style] / [in]
+            out[cols] = src
+        elif leaf == "bias":  # [out]
+            out[:o_old] = src
+        else:  # conv weight [out, in, k, k]
+            new_cols = torch.ones(out.shape[1], dtype=torch.bool)
+            new_cols[cols] = False
+            out[:o_old, new_cols] = 0.0  # old channels ignore the new ones: G starts as the source's G
+            out[:o_old, cols] = src
+        state[name] = out
+        widened.append(name)
+    extra = sorted(set(source) - set(fresh))
+    if extra:
+        raise ValueError(f"{extra[0]} is in the source but not here")
+    return state, DecoderGrowth(old_d, new_d, tuple(widened))

@@ -228,10 +228,12 @@ class Models:
     def init_from(self, spec: str) -> str:
         """Start G and its EMA from a weights file (``--init``); the architectures must match
         (δ and S may differ: they change no weight), except that a run with class heads may start
-        from weights without them (:func:`~vretouch_cli.model.transfer.add_class_heads`: the new
-        model then starts as the source model). Returns the line to log."""
+        from weights without them (:func:`~vretouch_cli.model.transfer.add_class_heads`) and a run
+        with a wider G (``dec_channels``) from a narrower one
+        (:func:`~vretouch_cli.model.transfer.grow_decoder`); the new model then starts as the
+        source model. Returns the line to log."""
         from ..checkpoint import load_model
-        from ..model.transfer import add_class_heads
+        from ..model.transfer import add_class_heads, grow_decoder
         from ..weights import resolve_weights
 
         path = resolve_weights(spec)
@@ -249,6 +251,12 @@ class Models:
             raise UsageError(
                 f"--init {spec}: its class heads ({', '.join(have)}) differ from this run's ({', '.join(want) or 'none'}); weights cannot be reused"
             )
+        elif tuple(src.config.dec_channels) != tuple(self.G.config.dec_channels):
+            try:
+                state, grown = grow_decoder(theirs, src.config, self.G)
+            except ValueError as exc:
+                raise UsageError(f"--init {spec}: its architecture differs from this run's (preset / --model-option): {exc}") from None
+            done = f"; {grown.describe()}"
         else:
             bad = _first_mismatch(mine, theirs)
             if bad:
