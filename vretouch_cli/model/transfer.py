@@ -1,4 +1,6 @@
-"""Start a model with class heads from the weights of one without (``train --init``, issue 11).
+"""``train --init`` across architectures: a model with class heads from the weights of one without
+(issue 11, :func:`add_class_heads`), and a wider G from a narrower one (:func:`grow_decoder`).
+Both start the new model as the source model.
 
 Class heads change few tensors (``network.py``, ``decoder.py``, ``localize.py``):
 
