@@ -178,8 +178,8 @@ def grow_decoder(source: Mapping[str, Tensor], source_cfg, model: nn.Module) -> 
         raise ValueError("only dec_channels may differ (besides δ and S)")
     fresh = model.state_dict()
     layout = {}
-    for (prefix, x_old, o_old, kind), (_, x_new, o_new, _) in zip(_decoder_convs(source_cfg), _decoder_convs(cfg)):
-        layout[prefix] = (x_old, x_new, o_old, o_new, kind)
+    for (prefix, x_old, o_old, kind), (_, x_new, _, _) in zip(_decoder_convs(source_cfg), _decoder_convs(cfg)):
+        layout[prefix] = (x_old, x_new, o_old, kind)
     state: dict[str, Tensor] = {}
     widened = []
     for name, want in fresh.items():
@@ -194,13 +194,13 @@ def grow_decoder(source: Mapping[str, Tensor], source_cfg, model: nn.Module) -> 
         conv = prefix.rpartition(".")[0] if affine else prefix
         if conv not in layout:
             raise ValueError(f"{name} is {_shape(src)} in the source but {_shape(want)} here")
-        x_old, x_new, o_old, o_new, kind = layout[conv]
-        n_in_old = src.shape[0] if affine else (src.shape[1] if src.dim() > 1 else 0)
-        # old input channel c → its place in the wider input (x's new channels sit right after x's old ones)
-        cols = torch.arange(n_in_old)
-        if kind == 0:
-            cols = torch.where(cols < x_old, cols, cols + (x_new - x_old))
+        x_old, x_new, o_old, kind = layout[conv]
         out = want.detach().to("cpu", torch.float32).clone()
+        if leaf != "bias" or affine:
+            # old input channel c → its place in the wider input (x's new channels sit right after x's old ones)
+            cols = torch.arange(src.shape[0] if affine else src.shape[1])
+            if kind == 0:
+                cols = torch.where(cols < x_old, cols, cols + (x_new - x_old))
         if affine:  # the modulation of each input channel: [in, style] / [in]
             out[cols] = src
         elif leaf == "bias":  # [out]
