@@ -105,6 +105,45 @@ def test_skin_weight_keeps_spots_and_drops_the_silhouette():
     assert (skin_weight(np.full((size, size, 3), 30, np.uint8)) == 1).all()
 
 
+def _mouth_crop(size: int, lip_rgb, spot: bool = True) -> tuple[np.ndarray, tuple[int, int], int]:
+    """A skin-coloured crop with lips of ``lip_rgb`` around the template's mouth, the lower lip
+    reaching below the template's lips ellipse (a smile), and a red spot on the chin."""
+    from vretouch_cli.face.align import template
+
+    lm = template(size)
+    mouth = (lm[3] + lm[4]) / 2
+    half = float(lm[4, 0] - lm[3, 0]) / 2
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = (205, 160, 135)
+    cx, cy = int(round(mouth[0])), int(round(mouth[1]))
+    low = int(round(0.32 * (mouth[1] - (lm[0, 1] + lm[1, 1]) / 2)))  # the lower lip's bottom: 0.32 eye-to-mouth
+    cv2.ellipse(img, (cx, cy + low // 2), (int(half * 0.8), low // 2 - 4), 0, 0, 360, (235, 232, 225), -1)  # teeth
+    cv2.ellipse(img, (cx, cy + low - 5), (int(half), 5), 0, 0, 360, lip_rgb, -1)  # lower lip, 10 px: thinner than the closing
+    cv2.ellipse(img, (cx, cy - 3), (int(half * 0.9), 4), 0, 0, 360, lip_rgb, -1)
+    if spot:
+        cv2.circle(img, (cx + int(half * 0.6), cy + 2 * low), 2, (175, 95, 90), -1)
+    return img, (cx, cy + low - 5), cx + int(half * 0.6)
+
+
+def test_lips_are_found_whole_and_kept_out_of_the_skin():
+    from vretouch_cli.face.paste import retouch_region_mask
+    from vretouch_cli.face.regions import skin_weight
+
+    size = 256
+    img, (lx, ly), spot_x = _mouth_crop(size, (205, 135, 130))  # Δa* 13 over the skin: within the skin colour test
+    w = skin_weight(img)
+    region = retouch_region_mask(size)
+    # the template alone lets part of a smile's lower lip through; the lip mask takes it out
+    assert region[ly, lx] > 0.2
+    assert w[ly, lx] < 0.05
+    # a red spot on the chin, apart from the lips, stays correctable skin
+    chin_y = int(np.argwhere((img[:, spot_x] == (175, 95, 90)).all(-1))[:, 0].mean())
+    assert w[chin_y, spot_x] > 0.95
+    # lips no redder than the skin (here: skin-coloured): nothing is taken out beyond the template's
+    plain, _, _ = _mouth_crop(size, (205, 160, 135), spot=False)
+    assert skin_weight(plain)[ly, lx] > 0.95
+
+
 def _face(size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     img = np.empty((size, size, 3), np.float32)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .align import template
 
-__all__ = ["face_frame", "face_regions", "feature_mask", "skin_weight"]
+__all__ = ["face_frame", "face_regions", "feature_mask", "lip_mask", "skin_weight"]
 
 
 def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
@@ -56,13 +56,17 @@ def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: 
     return np.clip((1.0 + soft - r) / (2 * soft), 0.0, 1.0).astype(np.float32)
 
 
-def face_regions(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """Soft S×S maps of the spot regions and of the excluded features, from five landmarks."""
+def _local_grid(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pixel of an S×S crop in the face-local frame of :func:`face_frame`: (x, y) S×S each."""
     eye_mid, u, v, d, h = face_frame(landmarks)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
     px, py = xs - eye_mid[0], ys - eye_mid[1]
-    lx = (px * u[0] + py * u[1]) / d
-    ly = (px * v[0] + py * v[1]) / h
+    return (px * u[0] + py * u[1]) / d, (px * v[0] + py * v[1]) / h
+
+
+def face_regions(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Soft S×S maps of the spot regions and of the excluded features, from five landmarks."""
+    lx, ly = _local_grid(landmarks, size)
     maps = {name: _ellipse(lx, ly, cx, cy, rx, ry) for name, cx, cy, rx, ry in _SPOT_REGIONS}
     exclude = np.zeros((size, size), np.float32)
     for _, cx, cy, rx, ry in _EXCLUDE:
@@ -96,6 +100,53 @@ def _template_cheeks(size: int) -> np.ndarray:
     return m
 
 
+# The lips' search area and seed in face-local units: the lips ellipse of ``_EXCLUDE`` widened
+# (a smile or an open mouth puts the lower lip below the template's ellipse), and its core.
+_LIPS_SEARCH = (0.0, 1.05, 0.80, 0.44)
+_LIPS_SEED = (0.0, 1.0, 0.50, 0.20)
+LIP_REDNESS_MIN = 6.0  # Δa* (CIELAB) over the cheeks below which no lip is looked for
+
+
+@lru_cache(maxsize=8)
+def _template_mouth(size: int) -> tuple[np.ndarray, np.ndarray]:
+    lx, ly = _local_grid(template(size).astype(np.float32), size)
+    inside = lambda cx, cy, rx, ry: ((lx - cx) / rx) ** 2 + ((ly - cy) / ry) ** 2 <= 1.0  # noqa: E731
+    search, seed = inside(*_LIPS_SEARCH), inside(*_LIPS_SEED)
+    search.setflags(write=False)
+    seed.setflags(write=False)
+    return search, seed
+
+
+def lip_mask(lab: np.ndarray, cheek_ref: np.ndarray) -> np.ndarray:
+    """The lips of an aligned crop as they are, not as the template guesses: bool S×S.
+
+    ``lab``: the crop in CIELAB (L in 0–100; a* and b* with any offset common to both arguments); ``cheek_ref``: the median
+    L*, a*, b* of its cheeks. Lips are redder than the cheeks: inside a widened area around the
+    template's mouth, the pixels whose a* exceeds the cheeks' by half the lips' own contrast (the
+    90th percentile inside the lips' core) form regions; the regions that reach into the core
+    are the lips (specks under a tenth of the largest are spots, not lips). A smile's lower lip, which the fixed ellipse only half covers, is found whole;
+    a red spot beside the mouth that does not touch the lips stays skin. Lips no redder than the
+    cheeks (Δa* under ``LIP_REDNESS_MIN``) give an empty mask: the template alone then applies.
+    """
+    import cv2
+
+    size = lab.shape[0]
+    search, seed = _template_mouth(size)
+    da = lab[..., 1] - cheek_ref[1]
+    contrast = float(np.percentile(da[seed], 90))
+    if contrast < LIP_REDNESS_MIN:
+        return np.zeros((size, size), bool)
+    red = ((da > 0.5 * contrast) & search).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(red, connectivity=8)
+    touching = np.unique(labels[seed & (red > 0)])
+    touching = touching[touching > 0]
+    if n <= 1 or not touching.size:
+        return np.zeros((size, size), bool)
+    # the lips are one or two large regions (two with the mouth open); a speck is a spot
+    area = stats[touching, cv2.CC_STAT_AREA]
+    return np.isin(labels, touching[area >= 0.1 * area.max()])
+
+
 def skin_weight(crop: np.ndarray) -> np.ndarray:
     """Where an aligned crop (S×S×3 RGB, uint8 or float in the model's [-1, 1]) is the face's own
     skin: float32 S×S in [0, 1].
@@ -124,6 +175,8 @@ def skin_weight(crop: np.ndarray) -> np.ndarray:
         return np.ones((size, size), np.float32)
     k = max(3, int(round(size / 12.0)) | 1)
     skin = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    # the lips are narrower than the closing and would come back as skin: take them out as found
+    skin[lip_mask(lab, ref)] = 0
     # keep a margin from the silhouette, then feather it
     e = max(3, int(round(size / 96.0)) | 1)
     skin = cv2.erode(skin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e)))
