@@ -8,7 +8,12 @@ changed by more than 5 levels, for:
 
 - **oracles**: the model's map with the true target in place of G ("perfect fill"); the true
   map (M_gt at the training scale) with the perfect fill; the model's map thresholded at 0.05
-  with the perfect fill (does the map's support cover the blemishes?);
+  with the perfect fill (does the map's support cover the blemishes?); the model's map with the
+  target blurred by σ = 1 and 2 px (a fill with the right colour but no skin texture: what a
+  better G alone could reach under this map); the true map with the model's own G (what a better
+  map alone could reach);
+- **inference-time variants** (no retraining): the model run a second time on its own pasted
+  output; the output averaged with the model's output on the mirrored crop;
 - **compositions of the model's own G and map** (no retraining): the map as trained; the map
   boosted (min(1, k·M)); a power (M^γ); binarised; cores raised to 1 (M ≥ hi) with the haze left
   as it is; a dead zone that removes the haze ((M − t)/(1 − t)); the correction low-passed
@@ -142,8 +147,20 @@ def main() -> None:
                 gt_eval = gt_imperfection_map(it.raw, it.target, GT_MAP_SCALE)
                 if kind != "clean":
                     pool.add("oracle: model map, perfect fill", compose(tgt, m), raw, tgt, face)
+                    for s in (1.0, 2.0):
+                        pool.add(f"oracle: model map, texture-free fill (target blurred σ {s:g})",
+                                 compose(cv2.GaussianBlur(tgt, (0, 0), s), m), raw, tgt, face)
+                    pool.add(f"oracle: true map ({args.train_gt_scale}), model's G", compose(gen, gt_train), raw, tgt, face)
                     pool.add(f"oracle: true map ({args.train_gt_scale}), perfect fill", compose(tgt, gt_train), raw, tgt, face)
                     pool.add("oracle: model map > 0.05, perfect fill", compose(tgt, (m > 0.05).astype(np.float32)), raw, tgt, face)
+                once = compose(gen, m)
+                x2 = to_model_range(torch.from_numpy(np.ascontiguousarray(once.astype(np.uint8).transpose(2, 0, 1))))[None, None]
+                o2 = model(x2, 0)  # a second pass over the pasted output
+                second = once + (skin * o2.mask[0, 0].float().numpy())[..., None] * (to8(o2.generated) - once)
+                pool.add("two passes", np.clip(np.rint(second), 0, 255), raw, tgt, face)
+                om = model(torch.flip(x, dims=[-1]), 0)  # the mirrored crop
+                out_m = np.ascontiguousarray(to8(om.out)[:, ::-1])
+                pool.add("mirror-averaged output", compose(0.5 * (to8(o.out) + out_m), np.ones_like(m)), raw, tgt, face)
                 candidates = [(name, gen, f(m)) for name, f in variants.items()]
                 candidates += [(f"lowpass {s}", raw + cv2.GaussianBlur(gen - raw, (0, 0), s), m) for s in LOWPASS_SIGMAS]
                 for name, g, w in candidates:
