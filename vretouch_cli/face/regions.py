@@ -120,13 +120,15 @@ def _template_mouth(size: int) -> tuple[np.ndarray, np.ndarray]:
 def lip_mask(lab: np.ndarray, cheek_ref: np.ndarray) -> np.ndarray:
     """The lips of an aligned crop as they are, not as the template guesses: bool S×S.
 
-    ``lab``: the crop in CIELAB (L in 0–100; a* and b* with any offset common to both arguments); ``cheek_ref``: the median
-    L*, a*, b* of its cheeks. Lips are redder than the cheeks: inside a widened area around the
-    template's mouth, the pixels whose a* exceeds the cheeks' by half the lips' own contrast (the
-    90th percentile inside the lips' core) form regions; the regions that reach into the core
-    are the lips (specks under a tenth of the largest are spots, not lips). A smile's lower lip, which the fixed ellipse only half covers, is found whole;
-    a red spot beside the mouth that does not touch the lips stays skin. Lips no redder than the
-    cheeks (Δa* under ``LIP_REDNESS_MIN``) give an empty mask: the template alone then applies.
+    ``lab``: the crop in CIELAB (L in 0–100; a* and b* with any offset common to both
+    arguments); ``cheek_ref``: the median L*, a*, b* of its cheeks. Lips are redder than the
+    cheeks: inside a widened area around the template's mouth, the pixels whose a* exceeds the
+    cheeks' by half the lips' own contrast (the 90th percentile inside the lips' core) form
+    regions; the regions that reach into the core are the lips, except specks under a tenth of
+    the largest (spots, not lips). A smile's lower lip, which the fixed ellipse only half covers,
+    is found whole; a red spot beside the mouth that does not touch the lips stays skin. Lips no
+    redder than the cheeks (Δa* under ``LIP_REDNESS_MIN``) give an empty mask: the template
+    alone then applies.
     """
     import cv2
 
@@ -156,8 +158,9 @@ def skin_weight(crop: np.ndarray) -> np.ndarray:
     narrower than about S/12 (spots, pustules, moles, freckles, pores: what may be corrected or
     kept is the model's call, not this mask's) is closed back into the skin, and the edge
     is feathered. What stays out is large: background, hair, beard, clothing, hands, at the face's
-    silhouette where a correction must never land. A crop whose cheeks are not skin-like at all
-    (the test has nothing to go on) gets all ones.
+    silhouette where a correction must never land; and the lips as found (:func:`lip_mask`),
+    which a smile puts partly outside the template's features. A crop whose cheeks are not
+    skin-like at all (the test has nothing to go on) gets all ones.
     """
     import cv2
 
@@ -175,7 +178,7 @@ def skin_weight(crop: np.ndarray) -> np.ndarray:
         return np.ones((size, size), np.float32)
     k = max(3, int(round(size / 12.0)) | 1)
     skin = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    # the lips are narrower than the closing and would come back as skin: take them out as found
+    # the lips pass the colour test or are closed back in like a spot: take them out as found
     skin[lip_mask(lab, ref)] = 0
     # keep a margin from the silhouette, then feather it
     e = max(3, int(round(size / 96.0)) | 1)
