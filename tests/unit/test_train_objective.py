@@ -105,6 +105,22 @@ def test_skin_weight_keeps_spots_and_drops_the_silhouette():
     assert (skin_weight(np.full((size, size, 3), 30, np.uint8)) == 1).all()
 
 
+def test_skin_weight_keeps_a_margin_from_the_skin_edge():
+    """A shaded cheek turning away from the camera makes a colour edge inside the silhouette that
+    the network can read as redness (the demo's cheek strip): no correction lands within a few
+    pixels of where the skin ends, full weight a little further in."""
+    from vretouch_cli.face.regions import skin_weight
+
+    size = 256
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = (60, 160, 90)
+    cv2.ellipse(img, (128, 144), (80, 104), 0, 0, 360, (205, 160, 135), -1)
+    w = skin_weight(img)
+    edge = 128 - 80
+    assert w[144, edge + 1] < 0.2 and w[144, edge + 2] < 0.5  # 1 and 2 px inside the silhouette (a 1-px margin gave 0.83 at 2 px)
+    assert w[144, edge + 12] > 0.95
+
+
 def _mouth_crop(size: int, lip_rgb, spot: bool = True) -> tuple[np.ndarray, tuple[int, int], int]:
     """A skin-coloured crop with lips of ``lip_rgb`` around the template's mouth, the lower lip
     reaching below the template's lips ellipse (a smile), and a red spot on the chin."""

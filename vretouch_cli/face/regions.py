@@ -181,6 +181,6 @@ def skin_weight(crop: np.ndarray) -> np.ndarray:
     # the lips pass the colour test or are closed back in like a spot: take them out as found
     skin[lip_mask(lab, ref)] = 0
     # keep a margin from the silhouette, then feather it
-    e = max(3, int(round(size / 96.0)) | 1)
+    e = max(3, int(round(size / 36.0)) | 1)
     skin = cv2.erode(skin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e)))
     return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), size / 160.0)
