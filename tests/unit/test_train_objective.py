@@ -121,9 +121,10 @@ def test_skin_weight_keeps_a_margin_from_the_skin_edge():
     assert w[144, edge + 12] > 0.95
 
 
-def _mouth_crop(size: int, lip_rgb, spot: bool = True) -> tuple[np.ndarray, tuple[int, int], int]:
+def _mouth_crop(size: int, lip_rgb, spot: bool = True) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
     """A skin-coloured crop with lips of ``lip_rgb`` around the template's mouth, the lower lip
-    reaching below the template's lips ellipse (a smile), and a red spot on the chin."""
+    reaching below the template's lips ellipse (a smile), and a red spot on the chin →
+    (crop, (x, y) on the lower lip, (x, y) of the spot)."""
     from vretouch_cli.face.align import template
 
     lm = template(size)
@@ -136,9 +137,10 @@ def _mouth_crop(size: int, lip_rgb, spot: bool = True) -> tuple[np.ndarray, tupl
     cv2.ellipse(img, (cx, cy + low // 2), (int(half * 0.8), low // 2 - 4), 0, 0, 360, (235, 232, 225), -1)  # teeth
     cv2.ellipse(img, (cx, cy + low - 5), (int(half), 5), 0, 0, 360, lip_rgb, -1)  # lower lip, 10 px: thinner than the closing
     cv2.ellipse(img, (cx, cy - 3), (int(half * 0.9), 4), 0, 0, 360, lip_rgb, -1)
+    spot_xy = (cx + int(half * 0.6), cy + 2 * low)
     if spot:
-        cv2.circle(img, (cx + int(half * 0.6), cy + 2 * low), 2, (175, 95, 90), -1)
-    return img, (cx, cy + low - 5), cx + int(half * 0.6)
+        cv2.circle(img, spot_xy, 2, (175, 95, 90), -1)
+    return img, (cx, cy + low - 5), spot_xy
 
 
 def test_lips_are_found_whole_and_kept_out_of_the_skin():
@@ -146,15 +148,14 @@ def test_lips_are_found_whole_and_kept_out_of_the_skin():
     from vretouch_cli.face.regions import skin_weight
 
     size = 256
-    img, (lx, ly), spot_x = _mouth_crop(size, (205, 135, 130))  # Δa* 13 over the skin: within the skin colour test
+    img, (lx, ly), (sx, sy) = _mouth_crop(size, (205, 135, 130))  # Δa* 13 over the skin: within the skin colour test
     w = skin_weight(img)
     region = retouch_region_mask(size)
     # the template alone lets part of a smile's lower lip through; the lip mask takes it out
     assert region[ly, lx] > 0.2
     assert w[ly, lx] < 0.05
     # a red spot on the chin, apart from the lips, stays correctable skin
-    chin_y = int(np.argwhere((img[:, spot_x] == (175, 95, 90)).all(-1))[:, 0].mean())
-    assert w[chin_y, spot_x] > 0.95
+    assert w[sy, sx] > 0.95
     # lips no redder than the skin (here: skin-coloured): nothing is taken out beyond the template's
     plain, _, _ = _mouth_crop(size, (205, 160, 135), spot=False)
     assert skin_weight(plain)[ly, lx] > 0.95
