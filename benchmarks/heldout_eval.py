@@ -13,7 +13,8 @@ the face region (``face_region_mask``):
   (0.1) and at the training recipe's (``--train-gt-scale``, 0.03: a spot 8 levels deep is 1);
   and against the exact change before the camera at both scales (``soft_iou_face_exact``,
   ``soft_iou_face_exact_at_train_scale``): after the camera, JPEG spreads each spot's difference
-  over whole 8×8 blocks, which caps the first two for any map;
+  over whole 8×8 blocks, which caps the first two for any map: ``soft_iou_face_ceiling`` (and
+  ``…_at_train_scale``) is what a map equal to the exact change scores against M_gt;
 - warp error and flicker of the outputs (DIS flow on the clean reference);
 - ``clean``: the share of face-region pixels the model changes by more than 5 levels, and the
   share on the features (eyes, brows, nostrils, lips) after paste-back weighting;
@@ -76,6 +77,7 @@ def main() -> None:
             items = heldout_items(args.data, S, kind, seed=args.seed, limit=args.limit)
             scores, itas, changed, changed_feat, iou_train = [], [], [], [], []
             iou_exact = {GT_MAP_SCALE: [0.0, 0.0], args.train_gt_scale: [0.0, 0.0]}
+            iou_ceiling = {GT_MAP_SCALE: [0.0, 0.0], args.train_gt_scale: [0.0, 0.0]}
             for i, it in enumerate(items):
                 rng = np.random.default_rng([args.seed, i, 99])
                 affines = random_motion(args.frames, S, rng)
@@ -101,6 +103,13 @@ def main() -> None:
                     gt_t = gt_imperfection_map(raw8[t], tgt8[t], args.train_gt_scale)
                     if gt_t.max() > 0:
                         iou_train.append((float(np.minimum(maps_d[t] * weights[t], gt_t)[face].sum()), float(np.maximum(maps_d[t] * weights[t], gt_t)[face].sum())))
+                    if exact is not None:
+                        # the ceiling: a map that is exactly the blemish's own change, scored like the model's
+                        for scale, acc in iou_ceiling.items():
+                            g = (gt_imperfection_map(raw8[t], tgt8[t], scale) if scale != args.train_gt_scale else gt_t)[face]
+                            p = np.clip(exact[t] / scale, 0.0, 1.0)[face]
+                            acc[0] += float(np.minimum(p, g).sum())
+                            acc[1] += float(np.maximum(p, g).sum())
                     if exact is not None and exact[t].max() > 0:
                         for scale, acc in iou_exact.items():
                             g = np.clip(exact[t] / scale, 0.0, 1.0)[face]
@@ -140,6 +149,9 @@ def main() -> None:
             if iou_exact[GT_MAP_SCALE][1] > 0:
                 res["vretouch"]["soft_iou_face_exact"] = iou_exact[GT_MAP_SCALE][0] / iou_exact[GT_MAP_SCALE][1]
                 res["vretouch"]["soft_iou_face_exact_at_train_scale"] = iou_exact[args.train_gt_scale][0] / iou_exact[args.train_gt_scale][1]
+            if iou_ceiling[GT_MAP_SCALE][1] > 0:
+                res["soft_iou_face_ceiling"] = iou_ceiling[GT_MAP_SCALE][0] / iou_ceiling[GT_MAP_SCALE][1]
+                res["soft_iou_face_ceiling_at_train_scale"] = iou_ceiling[args.train_gt_scale][0] / iou_ceiling[args.train_gt_scale][1]
             res["changed_gt5_face"] = float(np.mean(changed)) if changed else float("nan")
             res["changed_gt5_features"] = float(np.mean(changed_feat)) if changed_feat else float("nan")
             groups = {}

@@ -26,13 +26,16 @@ from .model.config import MAX_DELTA
 class Result:
     """One retouched crop: ``out`` [3, S, S] float32 CPU in [-1, 1], ``mask`` [1, S, S] float32 CPU in
     [0, 1] (the map the model composed with); with class heads ``class_maps`` [K, S, S] float32
-    CPU in [0, 1], one map per class of the model's ``config.classes`` (else None)."""
+    CPU in [0, 1], one map per class of the model's ``config.classes`` (else None); ``generated``
+    [3, S, S] float32 CPU, G's output before the composition (``out = crop + mask·(generated −
+    crop)``), for the temporal fusion (:mod:`.fusion`)."""
 
     key: Any
     track_id: Hashable
     out: Tensor
     mask: Tensor
     class_maps: Tensor | None = None
+    generated: Tensor | None = None
 
 
 @dataclass
@@ -205,12 +208,13 @@ class SlidingRetoucher:
                 extra = {"select": self._select, "keep_pix": torch.stack([t.keep_pix for t in targets])}
                 class_cpu = torch.stack([t.class_maps for t in targets]).float().cpu()
             with torch.inference_mode(), self._autocast():
-                out, _ = self.model.synthesize(image, skips, mask, mask_pix, kv, **extra)
+                out, generated = self.model.synthesize(image, skips, mask, mask_pix, kv, **extra)
             out = out.float().cpu()
+            generated = generated.float().cpu()
             mask_cpu = mask_pix.float().cpu()
             for j, ((tid, i), target) in enumerate(zip(chunk, targets)):
                 classes = None if class_cpu is None else class_cpu[j].clone()
-                results.append(Result(target.key, tid, out[j].clone(), mask_cpu[j].clone(), classes))
+                results.append(Result(target.key, tid, out[j].clone(), mask_cpu[j].clone(), classes, generated[j].clone()))
         for tid, i in ready:
             self._trim(self._tracks[tid])
         return results

@@ -24,7 +24,7 @@ from .errors import InputError, NoFaceError, UsageError
 if TYPE_CHECKING:
     from .classes import Selection
 
-STAGES = ("decode", "detect", "align", "model", "paste", "encode")
+STAGES = ("decode", "detect", "align", "model", "fuse", "paste", "encode")
 CODECS = ("libx264", "libx265", "libvpx-vp9", "ffv1")
 # The codecs each output container holds; the first is the default for that suffix.
 CONTAINER_CODECS = {
@@ -39,18 +39,28 @@ FACE_CHOICES = ("all", "largest")
 
 
 class StageTimer:
-    """Accumulates wall time per pipeline stage."""
+    """Accumulates wall time per pipeline stage. A stage timed inside another (the temporal fusion
+    inside the model's calls) is counted in its own stage only."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {name: 0.0 for name in STAGES}
+        self._open: list[list] = []  # [stage, since] of the stages entered and not left, innermost last
 
     @contextmanager
     def __call__(self, stage: str):
-        start = time.perf_counter()
+        now = time.perf_counter()
+        if self._open:
+            outer = self._open[-1]
+            self.seconds[outer[0]] = self.seconds.get(outer[0], 0.0) + now - outer[1]
+        self._open.append([stage, now])
         try:
             yield
         finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+            now = time.perf_counter()
+            name, since = self._open.pop()
+            self.seconds[name] = self.seconds.get(name, 0.0) + now - since
+            if self._open:
+                self._open[-1][1] = now
 
     def ms_per_frame(self, frames: int) -> dict[str, float]:
         n = max(frames, 1)
@@ -223,7 +233,7 @@ class FaceStream:
 
         from .face.detect import FaceDetector
         from .face.track import TRACKING_DETECTION_THRESHOLD, FaceTracker
-        from .inference import SlidingRetoucher
+        from .fusion import fused_retoucher
 
         self.source = source
         self.info = source.info
@@ -245,7 +255,7 @@ class FaceStream:
         # A single image cannot confirm a track over two frames.
         single = self.info.kind == "image" or self.info.frame_count == 1
         self.tracker = FaceTracker(min_hits=1) if single else FaceTracker()
-        self.retoucher = SlidingRetoucher(model, delta=window, device=device, dtype=dtype, select=self.select)
+        self.retoucher = fused_retoucher(model, delta=window, device=device, dtype=dtype, select=self.select, timer=self.timer)
         self.face_frames = 0
         self.track_ids: set[int] = set()
         self._active: set[int] = set()

@@ -94,14 +94,15 @@ def heldout_items(prepared: str | Path, size: int, appearance: str, seed: int = 
 
 
 def run_clip(model, raw, delta: int, select=None) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray | None]]:
-    """Run a held-out sequence as the video pipeline does (SlidingRetoucher, per-frame parts cached).
+    """Run a held-out sequence as the video pipeline does (SlidingRetoucher, per-frame parts cached,
+    the corrections fused along the track for δ ≥ 2: :func:`..fusion.fused_retoucher`).
 
     raw [T, 3, S, S] in [-1, 1] → per frame: outputs uint8 S×S×3, composition maps S×S float,
     class maps [K, S, S] (None without class heads). ``select``: the class weights (class heads only).
     """
-    from ..inference import SlidingRetoucher
+    from ..fusion import fused_retoucher
 
-    runner = SlidingRetoucher(model, delta=delta, select=select)
+    runner = fused_retoucher(model, delta=delta, select=select)
     results = []
     for t in range(raw.shape[0]):
         results += runner.push([(t, 0, raw[t])])

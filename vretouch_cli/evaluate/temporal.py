@@ -25,6 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..dis_flow import FlowEstimator, warp
 from .metrics import to_unit
 
 
@@ -34,37 +35,6 @@ def to_gray8(image: np.ndarray) -> np.ndarray:
     if unit.ndim == 3:
         unit = cv2.cvtColor(unit, cv2.COLOR_RGB2GRAY)
     return np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-class FlowEstimator:
-    """DIS optical flow (cv2.DISOpticalFlow, medium preset) with a consistency-based validity mask."""
-
-    def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM):
-        self._dis = cv2.DISOpticalFlow_create(preset)
-
-    def backward(self, cur: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flow on ``cur``'s grid pointing into ``prev`` (H×W×2 float32) and its validity (H×W bool).
-
-        ``cur``, ``prev``: H×W uint8 grey images.
-        """
-        fb = self._dis.calc(cur, prev, None)
-        ff = self._dis.calc(prev, cur, None)
-        h, w = cur.shape
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        mx, my = gx + fb[..., 0], gy + fb[..., 1]
-        inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-        ff_at = cv2.remap(ff, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        loop = fb + ff_at  # ≈ 0 where the point is visible in both frames
-        mag = (fb**2).sum(-1) + (ff_at**2).sum(-1)
-        consistent = (loop**2).sum(-1) < 0.01 * mag + 0.5
-        return fb, inside & consistent
-
-
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward-warp ``image`` (H×W[×C] float32) with ``flow`` (on the output grid): out(x) = image(x + flow(x))."""
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _levels(image: np.ndarray) -> np.ndarray:
