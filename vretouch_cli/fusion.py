@@ -7,8 +7,10 @@ pixel grid and the noise of each frame, and the output flickers more than the in
 
 :class:`FusedRetoucher` wraps a :class:`~.inference.SlidingRetoucher` and, for a window of
 ``radius`` frames on each side of t (the same track), aligns the neighbours to t with dense
-optical flow measured on the crops themselves (:mod:`.dis_flow`, pixels that fail its
-consistency check are left out) and writes
+optical flow measured on the crops themselves (:mod:`.dis_flow`; pixels that fail its
+consistency check, or where the aligned crop's luma differs from t's by more than ``MATCH_LEVELS``,
+are left out, and a neighbour that matches on less than half the crop is not used at all) and
+writes
 
     out_t = X_t + mix · C̄_t + (1 − mix) · M_t · (Ḡ_t − X_t)
 
@@ -46,6 +48,8 @@ from .dis_flow import FlowEstimator, sampling_maps, warp
 from .inference import Result, SlidingRetoucher
 
 DEFAULT_MIX = 0.5
+MATCH_LEVELS = 10.0  # an aligned neighbour is used only where its crop's luma is within this many 8-bit levels of t's (5×5 mean)
+MIN_USABLE = 0.5  # ... and not at all when that holds on less than this share of the crop
 
 
 @dataclass
@@ -141,11 +145,20 @@ class FusedRetoucher:
         return out
 
     def _pair(self, track: _FusionTrack, i: int, j: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-        """(the sampling maps of the flow on i's grid into j, its validity as float32 0/1)."""
+        """(the sampling maps of the flow on i's grid into j, its validity as float32 0/1).
+
+        Valid: the flow passes the consistency check and the aligned crop agrees with i's own
+        within :data:`MATCH_LEVELS` (a wrong flow, an occluding hand, a cut inside a track)."""
         if (i, j) not in track.flows:
-            on_i, on_j = self._flow.pair(track.entries[i].gray, track.entries[j].gray)
-            for key, (flow, valid) in (((i, j), on_i), ((j, i), on_j)):
-                track.flows[key] = (sampling_maps(flow), valid.astype(np.float32))
+            a, b = track.entries[i], track.entries[j]
+            on_i, on_j = self._flow.pair(a.gray, b.gray)
+            for key, (flow, valid), (cur, other) in (((i, j), on_i, (a, b)), ((j, i), on_j, (b, a))):
+                maps = sampling_maps(flow)
+                diff = cv2.blur(np.abs(cur.gray.astype(np.float32) - warp(other.gray.astype(np.float32), maps)), (5, 5))
+                usable = (valid & (diff <= MATCH_LEVELS)).astype(np.float32)
+                if usable.mean() < MIN_USABLE:  # not the same view: a cut, a jump, a lost track
+                    usable[:] = 0.0
+                track.flows[key] = (maps, usable)
         return track.flows[(i, j)]
 
     def _fuse(self, track: _FusionTrack, i: int) -> Result:

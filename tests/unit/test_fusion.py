@@ -190,3 +190,20 @@ def test_the_fusion_is_timed_as_its_own_stage(monkeypatch):
     r = FusedRetoucher(_Scripted(lambda key, crop: (crop, torch.zeros(1, S, S))), radius=1, timer=timer)
     _run(r, {"a": [_crop(tex, i) for i in range(4)]})
     assert timer.seconds["fuse"] > 0
+
+
+def test_a_neighbour_that_does_not_match_is_left_out():
+    """A cut inside a track (another face, another shot): the aligned neighbour differs from the
+    frame, so its correction is not borrowed; the output is the frame's own."""
+    a, b = _texture(5), _texture(6)
+    frames = [_crop(a, 0), _crop(a, 1), _crop(b, 0), _crop(b, 1)]
+
+    def script(key, crop):
+        mask = torch.zeros(1, S, S)
+        if key[0] < 2:
+            mask[:, 20:40, 20:40] = 1.0  # the first shot is corrected, the second is not
+        return torch.full_like(crop, 0.5), mask
+
+    fused = _run(FusedRetoucher(_Scripted(script), radius=1), {"a": frames})
+    for r in fused[2:]:
+        assert torch.equal(r.out, frames[r.key[0]])
