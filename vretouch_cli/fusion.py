@@ -57,6 +57,7 @@ class _Entry:
     result: Result
     x: np.ndarray  # S×S×3 float32, the crop in [-1, 1]
     gray: np.ndarray  # S×S uint8 luma, for the flow
+    luma: np.ndarray  # the same as float32, for the match test (converted once per frame)
     correction: np.ndarray  # S×S×3 float32, out − crop
     generated: np.ndarray  # S×S×3 float32, G
     mask: np.ndarray  # S×S float32, M
@@ -154,7 +155,7 @@ class FusedRetoucher:
             on_i, on_j = self._flow.pair(a.gray, b.gray)
             for key, (flow, valid), (cur, other) in (((i, j), on_i, (a, b)), ((j, i), on_j, (b, a))):
                 maps = sampling_maps(flow)
-                diff = cv2.blur(np.abs(cur.gray.astype(np.float32) - warp(other.gray.astype(np.float32), maps)), (5, 5))
+                diff = cv2.blur(np.abs(cur.luma - warp(other.luma, maps)), (5, 5))
                 usable = (valid & (diff <= MATCH_LEVELS)).astype(np.float32)
                 if usable.mean() < MIN_USABLE:  # not the same view: a cut, a jump, a lost track
                     usable[:] = 0.0
@@ -189,7 +190,7 @@ def _entry(res: Result, crop: Tensor) -> _Entry:
     gray = cv2.cvtColor(unit8, cv2.COLOR_RGB2GRAY)
     out = res.out.permute(1, 2, 0).numpy()
     generated = res.generated.permute(1, 2, 0).numpy().astype(np.float32)
-    return _Entry(res, x, gray, (out - x).astype(np.float32), generated, res.mask[0].numpy().astype(np.float32))
+    return _Entry(res, x, gray, gray.astype(np.float32), (out - x).astype(np.float32), generated, res.mask[0].numpy().astype(np.float32))
 
 
 def fused_retoucher(model, delta: int | None = None, timer=None, **kwargs) -> FusedRetoucher | SlidingRetoucher:
