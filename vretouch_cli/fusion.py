@@ -95,10 +95,17 @@ class FusedRetoucher:
     # -- the retoucher's interface ----------------------------------------------------------------
     def push(self, items: Sequence[tuple[Any, Hashable, Tensor]]) -> list[Result]:
         items = list(items)
-        results = self.retoucher.push(items)  # validates the items first
-        if self.radius:
+        stored = []
+        if self.radius:  # kept before the push: a result may come back at once
             for key, track_id, crop in items:
                 self._inputs[(track_id, key)] = crop
+                stored.append((track_id, key))
+        try:
+            results = self.retoucher.push(items)
+        except BaseException:
+            for k in stored:  # rejected items (the retoucher validates them) are not kept
+                self._inputs.pop(k, None)
+            raise
         return self._route(results, ended=())
 
     def end_track(self, track_id: Hashable) -> list[Result]:
@@ -117,16 +124,16 @@ class FusedRetoucher:
     def _route(self, results: list[Result], ended) -> list[Result]:
         if not self.radius:
             return results
-        touched: list[Hashable] = []
-        for res in results:
-            crop = self._inputs.pop((res.track_id, res.key))
-            track = self._tracks.setdefault(res.track_id, _FusionTrack())
-            track.entries[track.count] = _entry(res, crop)
-            track.count += 1
-            if res.track_id not in touched:
-                touched.append(res.track_id)
-        touched += [t for t in ended if t not in touched and t in self._tracks]
         with self._timer("fuse"):
+            touched: list[Hashable] = []
+            for res in results:
+                crop = self._inputs.pop((res.track_id, res.key))
+                track = self._tracks.setdefault(res.track_id, _FusionTrack())
+                track.entries[track.count] = _entry(res, crop)
+                track.count += 1
+                if res.track_id not in touched:
+                    touched.append(res.track_id)
+            touched += [t for t in ended if t not in touched and t in self._tracks]
             return self._emit(touched, ended)
 
     def _emit(self, touched: list[Hashable], ended) -> list[Result]:

@@ -207,3 +207,12 @@ def test_a_neighbour_that_does_not_match_is_left_out():
     fused = _run(FusedRetoucher(_Scripted(script), radius=1), {"a": frames})
     for r in fused[2:]:
         assert torch.equal(r.out, frames[r.key[0]])
+
+
+def test_rejected_items_are_not_kept():
+    torch.manual_seed(0)
+    model = VRetouchEr(ModelConfig.preset("tiny").replace(size=32)).eval()
+    fused = fused_retoucher(model, delta=3)
+    with pytest.raises(Exception):
+        fused.push([("a", 1, torch.zeros(1, 3, 32, 32))])  # not a [3, S, S] crop
+    assert fused.buffered_frames == 0
