@@ -121,14 +121,16 @@ def test_max_minutes_stops_cleanly(tmp_path, ffhqr):
 
 
 def test_temporal_term_and_decaying_lr(tmp_path, ffhqr, capsys):
-    """--w-temporal trains on δ > 1 clips with the flicker term logged; --lr-final decays the LR
-    over --steps, and a resume may not move --steps under it (one line)."""
+    """--w-temporal trains on δ > 1 clips with the flicker term logged (and --w-spot-l2 its squared
+    blemish term); --lr-final decays the LR over --steps, and a resume may not move --steps under
+    it (one line)."""
     run = tmp_path / "T"
     args = [*common(ffhqr, "none"), "--window", "2", "--objective", "balanced", "--w-adv", "0", "--w-temporal", "2",
-            "--lr-final", "0.1", "--lr", "1e-3", "--steps", "10", "--ckpt-every", "10", "--out", run]
+            "--w-spot-l2", "50", "--lr-final", "0.1", "--lr", "1e-3", "--steps", "10", "--ckpt-every", "10", "--out", run]
     vretouch("train", *args)
     rows = [r for r in read_log(run) if r["kind"] == "train"]
     assert rows and all("temporal" in r["losses"] and np.isfinite(r["losses"]["temporal"]) for r in rows), rows[-1]
+    assert all(np.isfinite(r["losses"]["spot_l2"]) and r["losses"]["spot_l2"] >= 0 for r in rows), rows[-1]
     lrs = [r["lr"] for r in rows]
     assert lrs == sorted(lrs, reverse=True) and lrs[0] > lrs[-1] >= 1e-4
     capsys.readouterr()
@@ -149,6 +151,8 @@ def test_usage_errors_are_one_line(tmp_path, ffhqr, capsys):
         (["train", "--data", ffhqr, "--out", tmp_path / "m", "--map-target", "exact"], "change before the camera"),
         (["train", "--data", ffhqr, "--out", tmp_path / "n", "--map-target", "sharp"], "--map-target"),
         (["train", "--export", tmp_path / "nothing", "-o", tmp_path / "w.safetensors"], "no checkpoint"),
+        (["train", "--build-cache", tmp_path, "-o", tmp_path / "cc", "--cache-dark-tone", "1.5"], "--cache-dark-tone"),
+        (["train", "--data", ffhqr, "--out", tmp_path / "d", "--cache-dark-tone", "0.5"], "--build-cache"),
     ):
         with pytest.raises(SystemExit) as info:
             vretouch(*args)

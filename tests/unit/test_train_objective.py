@@ -12,7 +12,7 @@ import torch
 from vretouch_cli.face.align import template
 from vretouch_cli.model.config import ModelConfig
 from vretouch_cli.model.network import VRetouchEr
-from vretouch_cli.train.losses import balanced_map_loss, blemish_regions, region_l1, soft_dice_loss
+from vretouch_cli.train.losses import balanced_map_loss, blemish_regions, region_l1, region_mse, soft_dice_loss
 
 
 def _sparse_gt(seed: int = 0, size: int = 64) -> torch.Tensor:
@@ -70,6 +70,22 @@ def test_soft_dice_and_region_terms():
     r[:, :, 10:13, 10:13] = 1
     assert float(region_l1(a, b, r)) == pytest.approx(0.3, rel=1e-5)
     assert float(region_l1(a, b, 1 - r)) == 0.0
+
+
+def test_region_mse_weighs_a_half_done_core_above_a_haze_of_the_same_l1():
+    """--w-spot-l2: the held-out score is PSNR (a mean of squares). One blemish core left at 0.4
+    and a haze of 0.1 over four times its area have the same L1 inside the region; the squared
+    term scores the core four times higher, so it pushes where PSNR is lost."""
+    r = torch.zeros(1, 1, 32, 32)
+    r[..., 4:24, 4:24] = 1
+    y = torch.zeros(1, 3, 32, 32)
+    core, haze = y.clone(), y.clone()
+    core[..., 10:12, 10:12] = 0.4  # 4 px
+    haze[..., 10:14, 10:14] = 0.1  # 16 px
+    assert float(region_l1(core, y, r)) == pytest.approx(float(region_l1(haze, y, r)), rel=1e-5)
+    assert float(region_mse(core, y, r)) == pytest.approx(4 * float(region_mse(haze, y, r)), rel=1e-5)
+    assert float(region_mse(core, y, r)) == pytest.approx(4 * 0.16 / 400, rel=1e-5)  # per the region's area
+    assert float(region_mse(core, y, torch.zeros_like(r))) == 0.0  # empty region
 
 
 def test_training_target_scale_sets_how_sharp_the_map_is():
@@ -191,6 +207,44 @@ def test_acne_model_changes_only_skin_and_reports_classes():
     assert np.array_equal(none.raw, clean) and none.alpha.max() == 0
 
 
+def test_dark_tone_darkens_spots_on_dark_skin_and_leaves_light_skin_alone():
+    """--cache-dark-tone: on dark skin the same spots come out darker and less red (as acne and its
+    marks look there); on light skin nothing changes; the per-class shifts still add up."""
+    from vretouch_cli.train.acne import AcneParams, CLASSES, skin_darkness, synthesize_acne, tone_shift
+    from vretouch_cli.train.blemish import skin_geometry
+
+    assert skin_darkness(70.0) == 0.0 and skin_darkness(32.0) == 1.0 and 0 < skin_darkness(50.0) < 1
+    shift = np.random.default_rng(0).normal(0, 5, (4, 4, 3)).astype(np.float32)
+    assert np.array_equal(tone_shift(shift, 0.0, 0.3, 2.0), shift)
+
+    def lab_change(face, params):
+        clean, lm = face
+        geo = skin_geometry(clean, lm)
+        res = synthesize_acne(clean, np.random.default_rng(3), geo, params, lm, severity=1.0, strength=1.2)
+        inside = res.alpha > 0.5
+        d = cv2.cvtColor(res.raw, cv2.COLOR_RGB2Lab) - cv2.cvtColor(clean, cv2.COLOR_RGB2Lab)
+        return res, d[inside].mean(0)
+
+    dark = _face()
+    dark = (np.clip(dark[0] * np.array([0.33, 0.25, 0.22], np.float32) / np.array([0.78, 0.6, 0.5], np.float32), 0, 1), dark[1])
+    assert skin_geometry(*dark).skin_l < 32
+    red, d_red = lab_change(dark, AcneParams())
+    toned, d_toned = lab_change(dark, AcneParams(dark_tone=1.0))
+    assert np.array_equal(red.alpha, toned.alpha)  # the same spots, drawn before the tone
+    assert d_toned[0] < d_red[0] - 1.0 and d_toned[1] < 0.5 * d_red[1], (d_red, d_toned)
+    total = sum(toned.shifts[c] for c in CLASSES)
+    lab = cv2.cvtColor(dark[0], cv2.COLOR_RGB2Lab)
+    lab[..., 0] += total[..., 0] * lab[..., 0]
+    lab[..., 1:] += total[..., 1:]
+    rendered = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
+    assert np.abs(rendered - toned.raw).max() < 2e-3  # the class parts add up to what raw shows
+    light = _face()
+    assert skin_geometry(*light).skin_l > 62
+    a, _ = lab_change(light, AcneParams())
+    b, _ = lab_change(light, AcneParams(dark_tone=1.0))
+    assert np.array_equal(a.raw, b.raw)
+
+
 def test_camera_keeps_equal_pixels_equal():
     from vretouch_cli.train.photometric import CameraParams, apply_camera
 
@@ -272,7 +326,7 @@ def test_cache_and_patch_clips(tmp_path):
     manifest["format"] = prepare.FORMAT
     (prep / "prepared.json").write_text(json.dumps(manifest))
     meta = build_cache(prep, tmp_path / "cache", size=64, variants=3, val_fraction=0.0, workers=1)
-    assert is_cache(tmp_path / "cache") and meta["items"] == 12
+    assert is_cache(tmp_path / "cache") and meta["items"] == 12 and meta["dark_tone"] == 0.0  # what the data is, on record
     ds = PatchDataset(tmp_path / "cache", frames=3, params=PatchParams(patch=32))
     a, b = ds[(0, 7)], ds[(0, 7)]
     assert all(torch.equal(a[k], b[k]) for k in a)  # a pure function of (index, seed)

@@ -59,6 +59,7 @@ def train(
     w_bce: Optional[float] = typer.Option(None, "--w-bce", help="balanced: weight of the map's weighted BCE (default 1)."),
     w_dice: Optional[float] = typer.Option(None, "--w-dice", help="balanced: weight of the map's soft Dice (default 1)."),
     w_spot: Optional[float] = typer.Option(None, "--w-spot", help="balanced: L1 inside the blemish region, per its area (default 10)."),
+    w_spot_l2: Optional[float] = typer.Option(None, "--w-spot-l2", help="balanced: squared error inside the blemish region, per its area (default 0 = off; PSNR-shaped)."),
     w_clean: Optional[float] = typer.Option(None, "--w-clean", help="balanced: L1 outside it, the identity term (default 10)."),
     w_gen: Optional[float] = typer.Option(None, "--w-gen", help="balanced: L1 of G's fill-in inside the blemishes (default 5)."),
     w_keep: Optional[float] = typer.Option(None, "--w-keep", help="class heads: L1 on the pixels of the classes a sample keeps, per their area (default 10)."),
@@ -75,6 +76,10 @@ def train(
     ),
     build_cache: Optional[Path] = typer.Option(None, "--build-cache", help="Make the cached training pairs of this --prepare-faces folder into -o and exit."),
     cache_variants: int = typer.Option(10, "--cache-variants", help="Blemished variants per training face for --build-cache."),
+    cache_dark_tone: float = typer.Option(
+        0.0, "--cache-dark-tone",
+        help="--build-cache: share of faces whose blemishes take the darker, browner look they have on dark skin (0–1; light skin unchanged; default 0).",
+    ),
     cache_classes: bool = typer.Option(
         False, "--cache-classes",
         help="--build-cache: also moles and freckles, with every class's layer stored, so a model with class heads (--model-option classes=…) trains on any selection.",
@@ -104,10 +109,10 @@ def train(
     if prepare_faces is not None:
         _prepare(prepare_faces, out, size or 512, console)
         return
-    if cache_classes and build_cache is None:
-        raise UsageError("--cache-classes goes with --build-cache PREP -o CACHE")
+    if (cache_classes or cache_dark_tone) and build_cache is None:
+        raise UsageError("--cache-classes and --cache-dark-tone go with --build-cache PREP -o CACHE")
     if build_cache is not None:
-        _build_cache(build_cache, out, size or 256, cache_variants, console, cache_classes)
+        _build_cache(build_cache, out, size or 256, cache_variants, console, cache_classes, cache_dark_tone)
         return
 
     from ..train.config import LossWeights, TrainConfig
@@ -128,7 +133,7 @@ def train(
         k: v
         for k, v in (
             ("l1", w_l1), ("perceptual", w_perceptual), ("adversarial", w_adv), ("flow", w_flow), ("imperfection", w_imp),
-            ("bce", w_bce), ("dice", w_dice), ("spot", w_spot), ("clean", w_clean), ("gen", w_gen),
+            ("bce", w_bce), ("dice", w_dice), ("spot", w_spot), ("spot_l2", w_spot_l2), ("clean", w_clean), ("gen", w_gen),
             ("temporal", w_temporal), ("pos_weight_cap", pos_weight_cap), ("ring_weight", ring_weight), ("keep", w_keep),
         )
         if v is not None
@@ -316,7 +321,7 @@ def _train(cfg, resume: bool, given: dict, console) -> None:
             if plain and record:
                 ls = record["losses"]
                 # the terms this run's objective has, in a fixed order (paper: l1, imp; balanced: spot …)
-                shown = ", ".join(f"{k} {ls[k]:.4f}" for k in ("l1", "imp", "spot", "clean", "gen", "keep", "bce", "dice", "temporal", "flow") if k in ls)
+                shown = ", ".join(f"{k} {ls[k]:.4f}" for k in ("l1", "imp", "spot", "spot_l2", "clean", "gen", "keep", "bce", "dice", "temporal", "flow") if k in ls)
                 d = f", D {ls['d']:.3f}" if "d" in ls else ""
                 console.print(f"step {step}: {record['steps_per_s']:.2f} it/s, G {ls.get('total_g', float('nan')):.4f} ({shown}){d}", soft_wrap=True)
             fields = {}
@@ -357,24 +362,28 @@ def _train(cfg, resume: bool, given: dict, console) -> None:
         )
 
 
-def _build_cache(prepared: Path, out: Optional[Path], size: int, variants: int, console, classes: bool = False) -> None:
+def _build_cache(prepared: Path, out: Optional[Path], size: int, variants: int, console, classes: bool = False, dark_tone: float = 0.0) -> None:
+    from ..train.acne import AcneParams
     from ..train.patches import build_cache, is_cache
     from ..train.prepare import is_prepared
 
     if out is None:
         raise UsageError("--build-cache needs -o CACHE_FOLDER")
+    if not 0.0 <= dark_tone <= 1.0:
+        raise UsageError(f"--cache-dark-tone must be in [0, 1], got {dark_tone}")
     if not is_prepared(prepared):
         raise UsageError(f"--build-cache {prepared}: not a --prepare-faces folder (no prepared.json)")
     if is_cache(out):
         raise OutputError(f"{out} already holds a training cache; choose another -o")
     if variants < 1:
         raise UsageError(f"--cache-variants must be ≥ 1, got {variants}")
+    params = AcneParams(dark_tone=dark_tone)
     from rich.progress import Progress
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("training pairs", total=None)
-        meta = build_cache(prepared, out, size=size, variants=variants, classes=classes, on_progress=lambda i, n: progress.update(task, completed=i, total=n))
+        meta = build_cache(prepared, out, size=size, variants=variants, classes=classes, acne_params=params, on_progress=lambda i, n: progress.update(task, completed=i, total=n))
         task = progress.add_task("validation pairs", total=None)
-        val = build_cache(prepared, out / "val", size=size, variants=3, split="val", classes=classes, on_progress=lambda i, n: progress.update(task, completed=i, total=n))
+        val = build_cache(prepared, out / "val", size=size, variants=3, split="val", classes=classes, acne_params=params, on_progress=lambda i, n: progress.update(task, completed=i, total=n))
     kind = " (with per-class layers: any selection)" if classes else ""
     console.print(f"wrote {meta['items']} training and {val['items']} validation pairs at {size}×{size}{kind} to {out}")

@@ -53,6 +53,12 @@ class AcneParams:
     p_kind: tuple[float, ...] = (0.38, 0.24, 0.08, 0.16, 0.14)  # dot, papule, pustule, mark, comedone
     p_redness: float = 0.55  # faces with diffuse redness patches
     clustered: float = 0.7
+    # Darker skin shows inflamed spots and their marks darker and browner, and their redness less,
+    # than light skin does (hyperpigmentation). With this probability per face the spots' Lab
+    # shifts are turned that way by an amount that grows with the skin's darkness
+    # (:func:`tone_shift`; nothing happens on light skin). 0 = every face as before, to the bit:
+    # the held-out sets keep this default.
+    dark_tone: float = 0.0
 
 
 @dataclass
@@ -169,6 +175,24 @@ def _render_spot(kind: str, diameter: float, light: np.ndarray, rng: np.random.G
     return downsample(p, ss), downsample(dL, ss), downsample(da, ss), downsample(db, ss), half
 
 
+def skin_darkness(skin_l: float) -> float:
+    """0 for skin at L* ≥ 62 (light), rising linearly to 1 at L* ≤ 32 (the darkest FRLL skin)."""
+    return float(np.clip((62.0 - skin_l) / 30.0, 0.0, 1.0))
+
+
+def tone_shift(shift: np.ndarray, darkness: float, darken: float, brown: float) -> np.ndarray:
+    """Turn a blemish's Lab shift [..., 3] (dL relative to L*, da, db) into how it shows on skin of
+    this ``darkness`` (0–1): of every 10 units of added redness, ``darken`` more relative lightness
+    is lost and ``brown`` units of b* are gained, and the redness itself falls to 30 % on the
+    darkest skin. Linear, so the per-class parts still add up to the total."""
+    out = shift.astype(np.float32).copy()
+    red = shift[..., 1] / 10.0
+    out[..., 0] = shift[..., 0] - darken * darkness * red
+    out[..., 1] = shift[..., 1] * (1.0 - 0.7 * darkness)
+    out[..., 2] = shift[..., 2] + brown * darkness * red
+    return out
+
+
 def _redness_field(geo: SkinGeometry, size: int, rng: np.random.Generator, landmarks: np.ndarray | None) -> np.ndarray:
     """Blotchy low-frequency redness in [0, 1], concentrated on the nose sides, cheeks and chin."""
     lm = template_landmarks(size) if landmarks is None else landmarks
@@ -275,7 +299,14 @@ def synthesize_acne(
             foot["redness"] = np.clip(red * amount / 4.0, 0.0, 1.0)
             counts["redness"] = 1
 
-    raw = lab_to_rgb(shift_lab(rgb_to_lab(clean), np.stack([strength * dL_rel, strength * da, strength * db], axis=-1)))
+    total = np.stack([dL_rel, da, db], axis=-1)
+    if params.dark_tone > 0 and rng.random() < params.dark_tone:
+        darkness = skin_darkness(geometry.skin_l)
+        darken, brown = rng.uniform(0.2, 0.45), rng.uniform(0.0, 2.0)
+        total = tone_shift(total, darkness, darken, brown)
+        parts = {c: tone_shift(v, darkness, darken, brown) for c, v in parts.items()}
+        dL_rel, da, db = total[..., 0], total[..., 1], total[..., 2]
+    raw = lab_to_rgb(shift_lab(rgb_to_lab(clean), strength * total))
     touched = (np.abs(dL_rel) + np.abs(da) + np.abs(db)) > 0
     raw = np.where(touched[..., None], raw, clean).astype(np.float32)
     alpha = np.maximum.reduce([foot[c] for c in CLASSES])

@@ -50,6 +50,11 @@ class LossWeights:
     spot: float = 10.0  # L1 inside the (grown) blemish region, normalised by its area
     clean: float = 10.0  # L1 outside it: the identity term ("change nothing here")
     gen: float = 5.0  # L1 of G's own output inside the blemishes (teaches the fill-in whatever the map)
+    # Squared error inside the same grown blemish region, per its area, in the model's [-1, 1]
+    # units (default 0 = off). The held-out score is PSNR, a mean of squares, and most of its error
+    # sits in a few blemish cores the output leaves half done; L1 weighs those as little as any
+    # other pixel, a square weighs them by their size (docs/TRAINING.md, "--w-spot-l2").
+    spot_l2: float = 0.0
     # Class heads only: L1 on the pixels of the classes the sample keeps (moles, freckles, … where
     # their own change at --gt-scale > 0.05), normalised by that area. Without it a kept mole is a
     # few pixels of the clean term's whole-crop average, and the heads of the removed classes

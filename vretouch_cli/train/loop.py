@@ -47,6 +47,7 @@ from .losses import (
     g_hinge_loss,
     gt_imperfection_map,
     region_l1,
+    region_mse,
     soft_dice_loss,
     temporal_loss,
 )
@@ -311,6 +312,8 @@ class Models:
             _, region = blemish_regions(m_gt[:, ti])
             spots = (m_gt[:, ti] > 0.02).float()
             terms["spot"] = region_l1(pred, y, region)
+            if w.spot_l2 > 0:
+                terms["spot_l2"] = region_mse(pred, y, region)
             terms["clean"] = region_l1(pred, y, 1.0 - region)
             terms["gen"] = region_l1(out.generated, y, spots)
             if heads:
@@ -352,7 +355,7 @@ class Models:
             terms["imp"] = imp
         weights = {
             "l1": w.l1, "perceptual": w.perceptual, "adv_g": w.adversarial, "flow": w.flow, "imp": w.imperfection,
-            "spot": w.spot, "clean": w.clean, "gen": w.gen, "bce": w.bce, "dice": w.dice, "keep": w.keep,
+            "spot": w.spot, "spot_l2": w.spot_l2, "clean": w.clean, "gen": w.gen, "bce": w.bce, "dice": w.dice, "keep": w.keep,
             "temporal": w.temporal,
         }
         loss_g = sum(weights[k] * v for k, v in terms.items())

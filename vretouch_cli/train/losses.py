@@ -253,6 +253,13 @@ def region_l1(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) ->
     return err.sum() / region.sum().clamp_min(1.0)
 
 
+def region_mse(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean squared error inside ``region`` (normalised by the region's area, per batch), the
+    channels averaged; shapes as :func:`region_l1`. Zero when the region is empty."""
+    err = (pred.float() - target.float()).square().mean(dim=1, keepdim=True) * region
+    return err.sum() / region.sum().clamp_min(1.0)
+
+
 def temporal_loss(
     pred: torch.Tensor, target: torch.Tensor, pred_prev: torch.Tensor, target_prev: torch.Tensor, flow: torch.Tensor,
     region: torch.Tensor | None = None, mask: torch.Tensor | None = None, mask_prev: torch.Tensor | None = None,

@@ -95,12 +95,14 @@ def build_cache(
     split: str = "train",
     classes: bool = False,
     feature_params=None,
+    acne_params=None,
 ) -> dict:
     """Cache ``variants`` blemished pairs of every *training* person's face (validation people,
     split by identity as everywhere else, are left out) in ``out``; ``split="val"`` caches the
     validation people instead. ``classes``: also moles and freckles, and every class's layer, so
     that any selection can be trained on (:mod:`.classcache`; ``feature_params``: the moles' and
-    freckles' :class:`.features.FeatureParams`, default its defaults). Returns the metadata."""
+    freckles' :class:`.features.FeatureParams`, default its defaults; ``acne_params``: the
+    blemishes' :class:`.acne.AcneParams`, default its defaults). Returns the metadata."""
     import multiprocessing as mp
 
     from .acne import AcneParams
@@ -113,7 +115,7 @@ def build_cache(
     train = [f for f in faces if f.identity in people]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    params = AcneParams()
+    params = acne_params or AcneParams()
     jobs = [(str(f.file), f.landmarks.tolist(), f.size, size, variants, (seed, i), params) for i, f in enumerate(train)]
     n = len(train) * variants
     extra = None
@@ -185,6 +187,7 @@ def build_cache(
         "split": split,
         "seed": seed,
         "healed_share_mean": float(np.mean(healed)) if healed else 0.0,
+        "dark_tone": params.dark_tone,
         # 0.0 for a split with no people (e.g. no held-out identity): nothing to average
         "blemished_share": float((arrays["alpha"].reshape(n, -1).max(axis=1) > 64).mean()) if n else 0.0,
     }
