@@ -28,7 +28,7 @@ DEFAULT_FILENAME = "vretouch-tiny.safetensors"
 # Hub repository for larger models; ``owner/name:file`` selects another file.
 DEFAULT_HUB_REPO = "vretouch/vretouch"
 # SHA-256 of the shipped default weights, checked on every load of that file.
-DEFAULT_SHA256: str | None = "e28868f558383c58600c59e4ebe7119bb9642b74d82e4dc40f9ae3fc0084eed6"
+DEFAULT_SHA256: str | None = "51b8e0e068353eb8394ab5b64fa0dc71cc1507edf2f3dd5322722fc939d85533"
 
 
 # Folder inside the installed package that holds the shipped weights and their model card
