@@ -94,11 +94,33 @@ def test_mask_and_region_limit_the_edit():
     expect = np.rint(128 + 0.3 * 127.5 * weight)
     np.testing.assert_allclose(frame[..., 0], expect, atol=1)
     # The edit fades out smoothly (smoothstep over the feather, blurred edges around the eyes,
-    # brows, nostrils and lips): no seam.
+    # brows, nostrils and lips): no seam. The steepest slope either can have: the smoothstep's
+    # 1.5 / feather, and a unit step blurred with σ = S/64 and scaled by 1.25 (the features'
+    # edge), 1.25 / (√(2π) σ); plus one level of rounding on each side.
     assert frame[..., 0].max() == 128 + round(0.3 * 127.5)
     feather_px = (1.0 - 0.72) * 140 * S / 512
-    max_step = 0.3 * 127.5 * 1.5 / feather_px + 1.5
-    assert np.abs(np.diff(frame[..., 0].astype(int), axis=1)).max() <= max_step
+    slope = max(1.5 / feather_px, 1.25 / (np.sqrt(2 * np.pi) * S / 64))
+    max_step = 0.3 * 127.5 * slope + 1.5
+    frame_i = frame[..., 0].astype(int)
+    assert max(np.abs(np.diff(frame_i, axis=1)).max(), np.abs(np.diff(frame_i, axis=0)).max()) <= max_step
+
+
+def test_region_keeps_the_nose_wings_creases_and_the_cheeks_beside_them():
+    from vretouch_cli.face.regions import face_frame
+
+    eye_mid, u, v, d, h = face_frame(template(512))
+    at = lambda x, y: np.rint(eye_mid + x * d * u + y * h * v).astype(int)  # noqa: E731  (face-local → crop)
+    m = retouch_region_mask(512)
+    for side in (-1, 1):
+        # The groove where a wide (smiling) nose wing meets the cheek: a correction there is cut
+        # to a third or less.
+        for x in (0.30, 0.33):
+            for y in (0.55, 0.60):
+                cx, cy = at(side * x, y)
+                assert m[cy, cx] < 0.35
+        # A spot on the cheek half an eye distance from the nose's axis: fully retouched.
+        cx, cy = at(side * 0.52, 0.45)
+        assert m[cy, cx] > 0.95
 
 
 def test_clipping_and_strength():

@@ -50,6 +50,18 @@ _EXCLUDE = (
     ("nostrils", 0.0, 0.60, 0.30, 0.16),
     ("lips", 0.0, 1.0, 0.64, 0.24),
 )
+# Kept out of the paste only: the grooves where the nose wings meet the cheeks. A nose wider or
+# higher than the template's (a smile flares it) puts its crease outside the nostrils' ellipse,
+# and its shadow and redness are anatomy, not blemishes. After the blur the paste weight on the
+# groove is 0.2–0.4, so a correction there is cut to a third or less. Small on purpose: spots do
+# sit beside the nose, and a 0.09 × 0.14 ellipse cost 0.10 dB of held-out gain against 0.04 for
+# this one. The training data and the held-out sets still use ``_EXCLUDE`` alone, so the
+# synthesiser's draws stay as they were.
+_ALAE = (
+    ("ala_l", -0.34, 0.55, 0.06, 0.08),
+    ("ala_r", 0.34, 0.55, 0.06, 0.08),
+)
+
 
 def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float, soft: float = 0.15) -> np.ndarray:
     r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
@@ -79,7 +91,11 @@ def face_regions(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
 def _template_features(size: int) -> np.ndarray:
     import cv2
 
-    m = face_regions(template(size).astype(np.float32), size)["exclude"]
+    lm = template(size).astype(np.float32)
+    m = face_regions(lm, size)["exclude"]
+    lx, ly = _local_grid(lm, size)
+    for _, cx, cy, rx, ry in _ALAE:
+        m = np.maximum(m, _ellipse(lx, ly, cx, cy, rx, ry, soft=0.25))
     # A wider, smoother edge than the training data's: no visible seam where a correction fades out.
     m = np.clip(cv2.GaussianBlur(m, (0, 0), size / 64.0) * 1.25, 0.0, 1.0).astype(np.float32)
     m.setflags(write=False)
@@ -87,8 +103,8 @@ def _template_features(size: int) -> np.ndarray:
 
 
 def feature_mask(size: int) -> np.ndarray:
-    """Soft map (float32 S×S in [0, 1]) of eyes, brows, nostrils and lips of a crop aligned to the
-    FFHQ template: 1 on the features, falling to 0 around them."""
+    """Soft map (float32 S×S in [0, 1]) of eyes, brows, nostrils with the nose wings' creases, and
+    lips of a crop aligned to the FFHQ template: 1 on the features, falling to 0 around them."""
     return _template_features(int(size)).copy()
 
 
