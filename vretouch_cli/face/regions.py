@@ -196,7 +196,9 @@ def skin_weight(crop: np.ndarray) -> np.ndarray:
     skin = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     # the lips pass the colour test or are closed back in like a spot: take them out as found
     skin[lip_mask(lab, ref)] = 0
-    # keep a margin from the silhouette, then feather it
-    e = max(3, int(round(size / 36.0)) | 1)
+    # keep a margin from the silhouette, then feather it. S/24 (since session 10; S/36 before):
+    # a face's edge against a coloured backdrop picks up its tint, which the network reads as
+    # discoloured skin; at S/36 the demo kept a faint line (≤ 7 levels) along the cheek's edge.
+    e = max(3, int(round(size / 24.0)) | 1)
     skin = cv2.erode(skin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e)))
     return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), size / 160.0)
