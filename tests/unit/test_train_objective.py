@@ -109,7 +109,7 @@ def test_skin_weight_keeps_spots_and_drops_the_silhouette():
     img[face > 0] = (205, 160, 135)
     for y, x in ((70, 45), (80, 84), (95, 60)):  # red spots and a dark mark on the cheeks
         cv2.circle(img, (x, y), 2, (175, 95, 90), -1)
-    cv2.circle(img, (70, 100), 3, (90, 60, 50), -1)
+    cv2.circle(img, (70, 100), 3, (190, 140, 120), -1)  # a flat brownish mark: correctable (a dark mole is kept, below)
     w = skin_weight(img)
     assert w.shape == (size, size) and w.dtype == np.float32
     assert w[70, 45] > 0.95 and w[80, 84] > 0.95 and w[100, 70] > 0.95  # spots stay correctable
@@ -419,3 +419,33 @@ def test_lr_schedule_cosine_to_final_fraction():
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
     with pytest.raises(UsageError, match="lr-final"):
         TrainConfig(lr_final=1.5)
+
+
+def test_moles_are_kept_and_red_spots_comedones_and_creases_are_not():
+    """A professional retoucher keeps moles: the paste leaves a dark, brown, round blob of a
+    mole's size alone (skin weight ~0 on it), while a red spot as dark as it, a comedone-sized
+    dark dot and a thin dark crease stay the network's call."""
+    from vretouch_cli.face.regions import mole_mask, skin_weight
+
+    size = 256
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = (60, 160, 90)
+    cv2.ellipse(img, (128, 144), (90, 112), 0, 0, 360, (205, 160, 135), -1)
+    mole, red, dot, crease = (72, 160), (184, 160), (100, 60), (150, 60)  # (x, y): cheeks and forehead
+    cv2.circle(img, mole, 3, (120, 85, 70), -1)  # brown, 7 px across (14 at 512)
+    cv2.circle(img, red, 3, (185, 95, 90), -1)  # an inflamed spot, as dark but red
+    img[dot[1], dot[0]] = (110, 80, 70)  # a 1-px comedone
+    cv2.line(img, (crease[0] - 10, crease[1]), (crease[0] + 10, crease[1]), (120, 85, 70), 1)
+    w = skin_weight(img)
+    assert w[mole[1], mole[0]] < 0.05 and w[mole[1] + 3, mole[0]] < 0.3  # the mole and its rim are kept
+    assert w[mole[1], mole[0] + 12] > 0.95  # the skin beside it is not
+    for x, y in (red, dot, crease):
+        assert w[y, x] > 0.95, (x, y)
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0
+    skin = np.zeros((size, size), bool)
+    cv2.ellipse(skin.view(np.uint8), (128, 144), (90, 112), 0, 0, 360, 1, -1)
+    m = mole_mask(lab, skin)
+    assert m.dtype == np.float32 and m.max() <= 1.0 and m[mole[1], mole[0]] > 0.95
+    assert (m > 0.05).sum() < 150  # the mole and a rim, nothing else
+    assert not mole_mask(lab, np.zeros((size, size), bool)).any()  # no skin: nothing to keep

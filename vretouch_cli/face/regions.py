@@ -15,7 +15,7 @@ import numpy as np
 
 from .align import template
 
-__all__ = ["face_frame", "face_regions", "feature_mask", "lip_mask", "skin_weight"]
+__all__ = ["face_frame", "face_regions", "feature_mask", "lip_mask", "mole_mask", "skin_weight"]
 
 
 def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
@@ -165,6 +165,81 @@ def lip_mask(lab: np.ndarray, cheek_ref: np.ndarray) -> np.ndarray:
     return np.isin(labels, touching[area >= 0.1 * area.max()])
 
 
+# A mole, in CIELAB against the local skin (sizes at S = 512, scaled with S): clearly darker
+# (mean ΔL* under MOLE_DL_MEAN, darkest pixel under MOLE_DL_PEAK), not red for its darkness
+# (mean Δa* under MOLE_RED_RATIO × |ΔL*|: brown or black, where an inflamed spot is red), round
+# (not a crease or a shadow edge), 4.5–24 px across (a comedone is 1–3 px: it goes).
+MOLE_DL_EDGE = -6.0
+MOLE_DL_MEAN = -10.0
+MOLE_DL_PEAK = -15.0
+MOLE_RED_RATIO = 0.6
+MOLE_DIAMETER = (4.5, 24.0)
+MOLE_ELONGATION = 2.2
+
+
+def mole_mask(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Moles of an aligned crop, to be kept as they are: float32 S×S in [0, 1].
+
+    ``lab``: the crop in CIELAB (L* in 0–100); ``skin``: bool S×S, where the crop is skin. The
+    local skin colour is a normalised Gaussian of the skin pixels (σ 7 px at S = 512), taken a
+    second time without what stuck out darker the first time, so a mole does not darken its own
+    background. Blobs darker than it by ``MOLE_DL_EDGE`` that pass the tests above (the same
+    definition of a mole as the training targets' cleanup, :mod:`vretouch_cli.train.cleanup`, with
+    the redness allowed a mole's reddish brown) are grown by 4 px (at S = 512) and feathered: a
+    professional retoucher keeps them, and the network, which saw few of them in training,
+    sometimes takes a dark mole for a blemish. Red spots, pustules,
+    small comedones, creases and the features' edges are not moles and stay the network's call.
+    """
+    import cv2
+
+    size = lab.shape[0]
+    s = size / 512.0
+    out = np.zeros((size, size), np.float32)
+    skin_f = skin.astype(np.float32)
+    if skin_f.sum() < 16:
+        return out
+    sig = 7.0 * s
+
+    def local(weight: np.ndarray) -> np.ndarray:
+        den = cv2.GaussianBlur(weight, (0, 0), sig)
+        num = cv2.GaussianBlur(lab * weight[..., None], (0, 0), sig)
+        return num / np.maximum(den, 1e-6)[..., None]
+
+    res = lab - local(skin_f)
+    dark = (res[..., 0] < MOLE_DL_EDGE).astype(np.uint8)
+    dark = cv2.dilate(dark, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    res = lab - local(skin_f * (1.0 - dark))
+    dl, da = res[..., 0], res[..., 1]
+    cand = ((cv2.GaussianBlur(dl, (0, 0), max(0.5, 0.8 * s)) < MOLE_DL_EDGE) & skin).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
+    ring = cv2.GaussianBlur(skin_f, (0, 0), 4.0 * s)
+    keep = np.zeros(n, bool)
+    for i in range(1, n):
+        area = stats[i, cv2.CC_STAT_AREA]
+        diam = 2.0 * np.sqrt(area / np.pi)
+        if not (MOLE_DIAMETER[0] * s <= diam <= MOLE_DIAMETER[1] * s):
+            continue
+        x, y, w, h = stats[i, :4]
+        blob = labels[y : y + h, x : x + w] == i
+        bl, ba = dl[y : y + h, x : x + w][blob], da[y : y + h, x : x + w][blob]
+        if bl.mean() > MOLE_DL_MEAN or bl.min() > MOLE_DL_PEAK or ba.mean() > MOLE_RED_RATIO * -bl.mean():
+            continue
+        if ring[y : y + h, x : x + w][blob].mean() < 0.75:
+            continue  # at the edge of the skin: a nostril, an eyelid, the hairline
+        yy, xx = np.nonzero(blob)
+        if area >= 3:
+            cov = np.cov(np.stack([xx, yy]).astype(np.float64)) + 0.25 * np.eye(2)
+            ev = np.linalg.eigvalsh(cov)
+            if np.sqrt(ev[1] / max(ev[0], 1e-6)) > MOLE_ELONGATION:
+                continue  # a line: crease, wrinkle, shadow edge
+        keep[i] = True
+    if not keep.any():
+        return out
+    r = max(1, int(round(2.0 * s)))
+    grown = cv2.dilate(keep[labels].astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * r + 1, 4 * r + 1)))
+    return cv2.GaussianBlur(grown.astype(np.float32), (0, 0), max(0.7, 1.5 * s))
+
+
 def skin_weight(crop: np.ndarray) -> np.ndarray:
     """Where an aligned crop (S×S×3 RGB, uint8 or float in the model's [-1, 1]) is the face's own
     skin: float32 S×S in [0, 1].
@@ -174,9 +249,10 @@ def skin_weight(crop: np.ndarray) -> np.ndarray:
     narrower than about S/12 (spots, pustules, moles, freckles, pores: what may be corrected or
     kept is the model's call, not this mask's) is closed back into the skin, and the edge
     is feathered. What stays out is large: background, hair, beard, clothing, hands, at the face's
-    silhouette where a correction must never land; and the lips as found (:func:`lip_mask`),
-    which a smile puts partly outside the template's features. A crop whose cheeks are not
-    skin-like at all (the test has nothing to go on) gets all ones.
+    silhouette where a correction must never land; the lips as found (:func:`lip_mask`),
+    which a smile puts partly outside the template's features; and, the one small thing, moles
+    (:func:`mole_mask`): dark, brown, round and of a mole's size, which a retoucher keeps. A crop
+    whose cheeks are not skin-like at all (the test has nothing to go on) gets all ones.
     """
     import cv2
 
@@ -196,9 +272,10 @@ def skin_weight(crop: np.ndarray) -> np.ndarray:
     skin = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     # the lips pass the colour test or are closed back in like a spot: take them out as found
     skin[lip_mask(lab, ref)] = 0
+    moles = mole_mask(lab, (skin > 0) & (_template_features(size) < 0.5))
     # keep a margin from the silhouette, then feather it. S/24 (since session 10; S/36 before):
     # a face's edge against a coloured backdrop picks up its tint, which the network reads as
     # discoloured skin; at S/36 the demo kept a faint line (≤ 7 levels) along the cheek's edge.
     e = max(3, int(round(size / 24.0)) | 1)
     skin = cv2.erode(skin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (e, e)))
-    return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), size / 160.0)
+    return cv2.GaussianBlur(skin.astype(np.float32), (0, 0), size / 160.0) * (1.0 - moles)
