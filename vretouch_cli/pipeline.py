@@ -246,6 +246,8 @@ class FaceStream:
         self.classes = tuple(model.config.classes)
         self.select = self.selection.vector(self.classes) if self.classes else None
         self.strength = 1.0 if self.classes else float(self.selection.merged_strength)
+        # The paste keeps moles as found (face/regions.py mole_mask) unless moles are to be removed.
+        self.keep_moles = "mole" not in self.selection.classes or self.selection.strengths["mole"] <= 0
         note = self.selection.note(self.classes)
         self.notes: list[str] = [note] if note else []
         self.faces = faces
@@ -322,7 +324,7 @@ class FaceStream:
                     correction = (res.out.float() - crop).permute(1, 2, 0).numpy()
                     mask = res.mask[0].float().numpy()
                     # Only on the face's own skin: never on the silhouette against background or hair.
-                    skin = skin_weight(crop.permute(1, 2, 0).numpy())
+                    skin = skin_weight(crop.permute(1, 2, 0).numpy(), keep_moles=self.keep_moles)
                     paste_correction(image, correction, skin, affine, strength=self.strength)
                     classes = None if res.class_maps is None else res.class_maps.float().numpy()
                     faces.append(FaceResult(track_id, affine, mask, image.shape[:2], skin, classes))

@@ -69,6 +69,7 @@ def _frames(clip, weights, **kwargs):
 def test_kept_classes_stay_bit_exact_and_removed_ones_change(face_clip, class_weights):
     results, stream = _frames(face_clip, class_weights)  # default: the temporary classes, whose maps are 0 here
     assert stream.classes == CLASSES and stream.select == [1.0, 1.0, 1.0, 0.0, 0.0] and stream.strength == 1.0
+    assert stream.keep_moles  # the paste keeps moles as found unless they are to be removed
     assert stream.notes == []
     assert all(r.faces for r in results)
     for r in results:
@@ -78,7 +79,7 @@ def test_kept_classes_stay_bit_exact_and_removed_ones_change(face_clip, class_we
         assert float(face.class_crops[3].min()) > 0.99 and float(face.class_crops[:3].max()) == 0.0
         assert float(face.mask_crop.max()) == 0.0
     removed, stream = _frames(face_clip, class_weights, remove="all", strength="mole=0.5")
-    assert stream.select == [1.0, 1.0, 1.0, 0.5, 1.0]
+    assert stream.select == [1.0, 1.0, 1.0, 0.5, 1.0] and not stream.keep_moles
     assert any(not np.array_equal(r.retouched, r.frame.image) for r in removed)
     assert all(abs(float(r.faces[0].mask_crop.max()) - 0.5) < 0.01 for r in removed)  # max_c(select_c · m_c)
 

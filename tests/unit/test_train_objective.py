@@ -441,6 +441,8 @@ def test_moles_are_kept_and_red_spots_comedones_and_creases_are_not():
     assert w[mole[1], mole[0] + 12] > 0.95  # the skin beside it is not
     for x, y in (red, dot, crease):
         assert w[y, x] > 0.95, (x, y)
+    # moles selected for removal (`--remove all`, `--remove mole`): the paste leaves them to the network
+    assert skin_weight(img, keep_moles=False)[mole[1], mole[0]] > 0.95
     lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab).astype(np.float32)
     lab[..., 0] *= 100.0 / 255.0
     skin = np.zeros((size, size), bool)

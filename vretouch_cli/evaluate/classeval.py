@@ -180,8 +180,9 @@ def evaluate_classes(
                 out_d, _, maps = run_clip(model, raw, delta, None)
                 out_a = out_d
             for t in range(frames):
-                w = paste_w * skin_weight(raw8[t])
-                od, oa = paste_weighted(raw8[t], out_d[t], w), paste_weighted(raw8[t], out_a[t], w)
+                w = paste_w * skin_weight(raw8[t])  # the default selection keeps moles
+                w_all = paste_w * skin_weight(raw8[t], keep_moles=False)  # --remove all does not
+                od, oa = paste_weighted(raw8[t], out_d[t], w), paste_weighted(raw8[t], out_a[t], w_all)
                 f = feet[t]
                 temp = f[..., temp_idx].max(axis=-1)
                 if heads:

@@ -247,7 +247,7 @@ def mole_mask(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(grown.astype(np.float32), (0, 0), max(0.7, 1.5 * s))
 
 
-def skin_weight(crop: np.ndarray) -> np.ndarray:
+def skin_weight(crop: np.ndarray, keep_moles: bool = True) -> np.ndarray:
     """Where an aligned crop (S×S×3 RGB, uint8 or float in the model's [-1, 1]) is the face's own
     skin: float32 S×S in [0, 1].
 
@@ -258,7 +258,8 @@ def skin_weight(crop: np.ndarray) -> np.ndarray:
     is feathered. What stays out is large: background, hair, beard, clothing, hands, at the face's
     silhouette where a correction must never land; the lips as found (:func:`lip_mask`),
     which a smile puts partly outside the template's features; and, the one small thing, moles
-    (:func:`mole_mask`): dark, brown, round and of a mole's size, which a retoucher keeps. A crop
+    (:func:`mole_mask`): dark, brown, round and of a mole's size, which a retoucher keeps, unless
+    ``keep_moles`` is False (the user asked for moles to be removed). A crop
     whose cheeks are not skin-like at all (the test has nothing to go on) gets all ones.
     """
     import cv2
@@ -279,7 +280,7 @@ def skin_weight(crop: np.ndarray) -> np.ndarray:
     skin = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     # the lips pass the colour test or are closed back in like a spot: take them out as found
     skin[lip_mask(lab, ref)] = 0
-    moles = mole_mask(lab, (skin > 0) & (_template_features(size) < 0.5))
+    moles = mole_mask(lab, (skin > 0) & (_template_features(size) < 0.5)) if keep_moles else 0.0
     # keep a margin from the silhouette, then feather it. S/24 (since session 10; S/36 before):
     # a face's edge against a coloured backdrop picks up its tint, which the network reads as
     # discoloured skin; at S/36 the demo kept a faint line (≤ 7 levels) along the cheek's edge.
