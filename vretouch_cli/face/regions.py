@@ -15,7 +15,7 @@ import numpy as np
 
 from .align import template
 
-__all__ = ["face_frame", "face_regions", "feature_mask", "lip_mask", "mole_mask", "skin_weight"]
+__all__ = ["BlobStats", "face_frame", "face_regions", "feature_mask", "lip_mask", "mole_mask", "skin_weight"]
 
 
 def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
@@ -165,6 +165,55 @@ def lip_mask(lab: np.ndarray, cheek_ref: np.ndarray) -> np.ndarray:
     return np.isin(labels, touching[area >= 0.1 * area.max()])
 
 
+class BlobStats:
+    """Per-blob statistics of a connected-components labelling (``labels`` from OpenCV, ``n``
+    labels, 0 the background), over the labelled pixels only: means, extremes and the
+    elongation from second moments. Arrays of length ``n``; entry 0 is meaningless.
+    Used to tell spots from moles, creases and shadow edges (here and in the training targets'
+    cleanup, :mod:`vretouch_cli.train.cleanup`)."""
+
+    def __init__(self, labels: np.ndarray, n: int) -> None:
+        self.n = n
+        self._sel = labels > 0
+        idx = labels[self._sel]
+        self._order = np.argsort(idx, kind="stable")  # sorted by label, for reduceat
+        self._idx = idx[self._order]
+        cnt = np.bincount(self._idx, minlength=n).astype(np.float64)
+        cnt[cnt == 0] = 1
+        self._cnt = cnt
+        self._starts = np.searchsorted(self._idx, np.arange(1, n))
+
+    def _values(self, v: np.ndarray) -> np.ndarray:
+        return v[self._sel][self._order]
+
+    def mean(self, v: np.ndarray) -> np.ndarray:
+        return np.bincount(self._idx, weights=self._values(v).astype(np.float64), minlength=self.n) / self._cnt
+
+    def min(self, v: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.n)
+        out[1:] = np.minimum.reduceat(self._values(v), self._starts)
+        return out
+
+    def max(self, v: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.n)
+        out[1:] = np.maximum.reduceat(self._values(v), self._starts)
+        return out
+
+    def elongation(self) -> np.ndarray:
+        """sqrt of the ratio of the second moments' eigenvalues (each + 0.25 px², a pixel's own
+        extent): 1 for a disc, large for a line."""
+        yy, xx = (c.astype(np.float64) for c in np.nonzero(self._sel))
+        yy, xx = yy[self._order], xx[self._order]
+        mean = lambda v: np.bincount(self._idx, weights=v, minlength=self.n) / self._cnt  # noqa: E731
+        my, mx = mean(yy), mean(xx)
+        vyy = mean(yy * yy) - my * my
+        vxx = mean(xx * xx) - mx * mx
+        vxy = mean(xx * yy) - mx * my
+        tr, det = vxx + vyy, vxx * vyy - vxy * vxy
+        disc = np.sqrt(np.maximum(tr * tr / 4 - det, 0.0))
+        return np.sqrt((tr / 2 + disc + 0.25) / np.maximum(tr / 2 - disc + 0.25, 1e-6))
+
+
 # A mole, in CIELAB against the local skin (sizes at S = 512, scaled with S): clearly darker
 # (mean ΔL* under MOLE_DL_MEAN, darkest pixel under MOLE_DL_PEAK), not red for its darkness
 # (mean Δa* under MOLE_RED_RATIO × |ΔL*|: brown or black, where an inflamed spot is red), round
@@ -217,27 +266,16 @@ def mole_mask(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
     if n <= 1:
         return out
-    # per-blob statistics over the labelled pixels only (bincount), then the tests, all at once
-    sel = labels > 0
-    idx = labels[sel]
-    cnt = np.maximum(np.bincount(idx, minlength=n), 1).astype(np.float64)
-    mean = lambda v: np.bincount(idx, weights=v.astype(np.float64), minlength=n) / cnt  # noqa: E731
-    bl = dl[sel]
-    peak = np.zeros(n)
-    np.minimum.at(peak, idx, bl)
+    # the tests on every blob at once
+    blobs = BlobStats(labels, n)
+    mL, mA = blobs.mean(dl), blobs.mean(da)
     ring = cv2.GaussianBlur(skin_f, (0, 0), 4.0 * s)
-    yy, xx = np.nonzero(sel)
-    mL, mA, mR, my, mx = mean(bl), mean(da[sel]), mean(ring[sel]), mean(yy), mean(xx)
-    vyy, vxx, vxy = mean(yy * yy) - my * my + 0.25, mean(xx * xx) - mx * mx + 0.25, mean(xx * yy) - mx * my
-    tr, det = vxx + vyy, vxx * vyy - vxy * vxy
-    disc = np.sqrt(np.maximum(tr * tr / 4.0 - det, 0.0))
-    elong = np.sqrt((tr / 2.0 + disc) / np.maximum(tr / 2.0 - disc, 1e-6))
     diam = 2.0 * np.sqrt(stats[:, cv2.CC_STAT_AREA] / np.pi)
     keep = (
         (diam >= MOLE_DIAMETER[0] * s) & (diam <= MOLE_DIAMETER[1] * s)
-        & (mL <= MOLE_DL_MEAN) & (peak <= MOLE_DL_PEAK) & (mA <= MOLE_RED_RATIO * -mL)
-        & (mR >= 0.75)  # not at the edge of the skin: a nostril, an eyelid, the hairline
-        & (elong <= MOLE_ELONGATION)  # not a line: crease, wrinkle, shadow edge
+        & (mL <= MOLE_DL_MEAN) & (blobs.min(dl) <= MOLE_DL_PEAK) & (mA <= MOLE_RED_RATIO * -mL)
+        & (blobs.mean(ring) >= 0.75)  # not at the edge of the skin: a nostril, an eyelid, the hairline
+        & (blobs.elongation() <= MOLE_ELONGATION)  # not a line: crease, wrinkle, shadow edge
     )
     keep[0] = False
     if not keep.any():

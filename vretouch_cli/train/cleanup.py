@@ -38,6 +38,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..face.regions import BlobStats
+
 __all__ = ["clean_target"]
 
 # Thresholds in Lab units (a* residual, L* residual). Chosen on FRLL crops; see module docstring.
@@ -165,31 +167,14 @@ def clean_target(image: np.ndarray, skin: np.ndarray, size_hint: int | None = No
 
     accept = np.zeros(n, bool)
     if n > 1:
-        # Per-blob statistics over the (few) labelled pixels only, sorted by label for reduceat.
-        sel = labels > 0
-        idx = labels[sel]
-        order = np.argsort(idx, kind="stable")
-        idx = idx[order]
-        cnt = np.bincount(idx, minlength=n).astype(np.float64)
-        cnt[cnt == 0] = 1
-        starts = np.searchsorted(idx, np.arange(1, n))
-        mean = lambda v: np.bincount(idx, weights=v[sel][order].astype(np.float64), minlength=n) / cnt  # noqa: E731
-        peak = np.zeros(n)
-        peak[1:] = np.maximum.reduceat(dA_s[sel][order], starts)
-        lmin = np.zeros(n)
-        lmin[1:] = np.minimum.reduceat(dL[sel][order], starts)
-        mA, mL, mB, mR = mean(dA), mean(dL), mean(dB), mean(ring_skin)
+        # Per-blob statistics over the (few) labelled pixels only.
+        blobs = BlobStats(labels, n)
+        peak, lmin = blobs.max(dA_s), blobs.min(dL)
+        mA, mL, mB, mR = blobs.mean(dA), blobs.mean(dL), blobs.mean(dB), blobs.mean(ring_skin)
         diam = 2.0 * np.sqrt(stats[:, cv2.CC_STAT_AREA] / np.pi)
         # Shape from second moments: acne is roughly round; creases (nose wing, smile line),
         # wrinkles and shadow edges are elongated.
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-        my, mx = mean(yy), mean(xx)
-        vyy = mean(yy * yy) - my * my
-        vxx = mean(xx * xx) - mx * mx
-        vxy = mean(xx * yy) - mx * my
-        tr, det = vxx + vyy, vxx * vyy - vxy * vxy
-        disc = np.sqrt(np.maximum(tr * tr / 4 - det, 0.0))
-        elong = np.sqrt((tr / 2 + disc + 0.25) / np.maximum(tr / 2 - disc + 0.25, 1e-6))
+        elong = blobs.elongation()
         for i in range(1, n):
             if not (_DIAM_MIN * s <= diam[i] <= _DIAM_MAX * s):
                 continue  # specks are noise; large areas are diffuse redness (tone step)
