@@ -308,7 +308,7 @@ class FaceStream:
                 self._take(self.retoucher.push(items))
 
     def _paste(self, pending: _Pending) -> FrameResult:
-        from .face.paste import paste_correction
+        from .face.paste import noise_gate, paste_correction
         from .face.regions import skin_weight
 
         frame = pending.frame
@@ -322,6 +322,8 @@ class FaceStream:
                     crop = pending.crops[track_id]
                     # out − crop is already M_pix·(G − crop): paste it with a unit weight.
                     correction = (res.out.float() - crop).permute(1, 2, 0).numpy()
+                    # Not the edits of a noisy crop's own noise (in levels: the model range × 127.5).
+                    correction *= noise_gate((crop.permute(1, 2, 0).numpy() + 1.0) * 127.5, correction * 127.5)[..., None]
                     mask = res.mask[0].float().numpy()
                     # Only on the face's own skin: never on the silhouette against background or hair.
                     skin = skin_weight(crop.permute(1, 2, 0).numpy(), keep_moles=self.keep_moles)

@@ -183,3 +183,22 @@ def test_bad_shapes_raise():
         paste_correction(frame.astype(np.float32), np.zeros((S, S, 3), np.float32), np.ones((S, S), np.float32), _m())
     with pytest.raises(ValueError):
         paste_correction(frame, np.full((S, S, 3), np.nan, np.float32), np.ones((S, S), np.float32), _m())
+
+
+def test_noise_gate_damps_noise_edits_on_noisy_crops_only():
+    """A noisy crop's correction is damped where it is no larger than the noise; a spot's deep
+    correction passes; a crop with clean sensor data is left alone entirely."""
+    from vretouch_cli.face.paste import crop_noise, noise_gate
+
+    rng = np.random.default_rng(0)
+    size = 128
+    clean = np.full((size, size, 3), (200.0, 150.0, 130.0), np.float32)
+    noisy = clean + rng.normal(0, 6.0, (size, size, 1)).astype(np.float32)
+    assert crop_noise(clean) < 0.5 and 4.0 < crop_noise(noisy) < 8.0
+    correction = rng.normal(0, 1.5, (size, size, 3)).astype(np.float32)  # an edit of the noise
+    correction[60:68, 60:68] = (0.0, 25.0, 25.0)  # and a red spot's removal
+    assert (noise_gate(clean, correction) == 1.0).all()
+    g = noise_gate(noisy, correction)
+    assert g.shape == (size, size) and g.dtype == np.float32 and 0.0 <= g.min() and g.max() <= 1.0
+    assert g[64, 64] > 0.95  # the spot's correction passes
+    assert np.median(g[:40, :40]) < 0.5  # the noise edits are damped

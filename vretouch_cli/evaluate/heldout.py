@@ -115,8 +115,12 @@ def run_clip(model, raw, delta: int, select=None) -> tuple[list[np.ndarray], lis
 
 
 def paste_weighted(raw8: np.ndarray, out8: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """What the pipeline writes for an aligned crop: raw + weight·(out − raw), rounded."""
+    """What the pipeline writes for an aligned crop: raw + weight·gate·(out − raw), rounded
+    (gate: :func:`vretouch_cli.face.paste.noise_gate`)."""
+    from ..face.paste import noise_gate
+
     d = out8.astype(np.float32) - raw8.astype(np.float32)
+    d *= noise_gate(raw8, d)[..., None]
     return np.clip(np.rint(raw8.astype(np.float32) + d * weight[..., None]), 0, 255).astype(np.uint8)
 
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-__all__ = ["face_region_mask", "retouch_region_mask", "paste_correction", "warp_mask_to_frame"]
+__all__ = ["face_region_mask", "noise_gate", "retouch_region_mask", "paste_correction", "warp_mask_to_frame"]
 
 # Face-region ellipse in FFHQ-512 template coordinates: forehead (y≈105) to chin (y≈470),
 # cheek to cheek (x≈116..396); eyes are at y≈240 and the mouth at y≈371.
@@ -59,6 +59,37 @@ def retouch_region_mask(size: int) -> np.ndarray:
     """Where a correction may land in an aligned crop: :func:`face_region_mask` without the eyes,
     brows, nostrils and lips (:func:`.regions.feature_mask`), float32 in [0, 1]."""
     return _retouch_region_cached(int(size)).copy()
+
+
+# The noise gate: sensor noise (levels of 255) up to NOISE_FREE passes untouched; beyond it, a
+# correction is damped where it is no larger than NOISE_GATE × the excess.
+NOISE_FREE = 2.0
+NOISE_GATE = 0.5
+
+
+def crop_noise(crop: np.ndarray) -> float:
+    """The sensor noise of an aligned crop (S×S×3, levels 0–255): a robust standard deviation
+    (1.4826 × median absolute value) of the grey image minus its Gaussian (σ 1 px), over the
+    face region."""
+    g = np.asarray(crop, np.float32).mean(axis=-1)
+    high = g - cv2.GaussianBlur(g, (0, 0), 1.0)
+    return float(1.4826 * np.median(np.abs(high[_face_region_mask_cached(g.shape[0]) > 0.5])))
+
+
+def noise_gate(crop: np.ndarray, correction: np.ndarray) -> np.ndarray:
+    """Per-pixel factor in [0, 1] for a crop's correction (both S×S×3 in levels 0–255).
+
+    On a noisy crop the network also edits the noise, and such an edit is as large as the noise
+    itself: where the correction's local RMS c (Gaussian σ 0.7 px) is not well above the noise
+    in excess of ``NOISE_FREE`` (n = ``NOISE_GATE`` × (σ_noise − ``NOISE_FREE``)), it is damped
+    by c² / (c² + n²) (a Wiener-like shrink). A correction of a spot, many levels deep, passes;
+    a crop with clean sensor data (σ_noise ≤ 2 levels: studio photos, most video) gets 1 everywhere.
+    """
+    n = NOISE_GATE * max(0.0, crop_noise(crop) - NOISE_FREE)
+    if n <= 0.0:
+        return np.ones(correction.shape[:2], np.float32)
+    c2 = cv2.GaussianBlur(np.square(np.asarray(correction, np.float32)).mean(axis=-1), (0, 0), 0.7)
+    return (c2 / (c2 + n * n)).astype(np.float32)
 
 
 def _crop_to_frame(
