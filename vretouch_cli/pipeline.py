@@ -322,11 +322,12 @@ class FaceStream:
                     crop = pending.crops[track_id]
                     # out − crop is already M_pix·(G − crop): paste it with a unit weight.
                     correction = (res.out.float() - crop).permute(1, 2, 0).numpy()
+                    crop_hwc = crop.permute(1, 2, 0).numpy()  # the model's range, [-1, 1]
                     # Not the edits of a noisy crop's own noise (in levels: the model range × 127.5).
-                    correction *= noise_gate((crop.permute(1, 2, 0).numpy() + 1.0) * 127.5, correction * 127.5)[..., None]
+                    correction *= noise_gate((crop_hwc + 1.0) * 127.5, correction * 127.5)[..., None]
                     mask = res.mask[0].float().numpy()
                     # Only on the face's own skin: never on the silhouette against background or hair.
-                    skin = skin_weight(crop.permute(1, 2, 0).numpy(), keep_moles=self.keep_moles)
+                    skin = skin_weight(crop_hwc, keep_moles=self.keep_moles)
                     paste_correction(image, correction, skin, affine, strength=self.strength)
                     classes = None if res.class_maps is None else res.class_maps.float().numpy()
                     faces.append(FaceResult(track_id, affine, mask, image.shape[:2], skin, classes))
