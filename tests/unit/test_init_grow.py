@@ -1,6 +1,6 @@
-"""``train --init`` of a model with a wider G (``dec_channels``) from narrower weights
-(model/transfer.py ``grow_decoder``): the new model starts as the source model, its new channels
-learn, and other differences are still refused with one line."""
+"""``train --init`` of a model with a wider G (``dec_channels``) or map path (``loc_channels``,
+``head_channels``) from narrower weights (model/transfer.py ``grow_widths``): the new model starts
+as the source model, its new channels learn, and other differences are still refused with one line."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from vretouch_cli.classes import CLASSES
 from vretouch_cli.errors import UsageError
 from vretouch_cli.model.config import ModelConfig
 from vretouch_cli.model.network import VRetouchEr
-from vretouch_cli.model.transfer import grow_decoder
+from vretouch_cli.model.transfer import grow_widths
 from vretouch_cli.train.config import TrainConfig
 from vretouch_cli.train.loop import Models
 
@@ -48,9 +48,9 @@ def test_a_wider_g_starts_as_the_source(classes):
     cfg = _cfg(32, classes=classes)
     src = _source(cfg)
     wide = VRetouchEr(cfg.replace(dec_channels=WIDE)).eval()
-    state, info = grow_decoder(src.state_dict(), cfg, wide)
+    state, info = grow_widths(src.state_dict(), cfg, wide)
     wide.load_state_dict(state)
-    assert info.before == (96, 32, 16, 8) and info.after == WIDE
+    assert info.before == {"dec_channels": (96, 32, 16, 8)} and info.after == {"dec_channels": WIDE}
     # Only G's widened convs changed shape: up.0 … up.2 (both convs) and to_rgb, weight/bias/modulation.
     assert all(n.startswith(("decoder.up.", "decoder.to_rgb")) for n in info.widened) and len(info.widened) > 0
     clip = _clip(32)
@@ -65,7 +65,7 @@ def test_old_channels_are_copied_and_ignore_the_new_ones():
     cfg = _cfg(32)
     src = _source(cfg)
     wide = VRetouchEr(cfg.replace(dec_channels=WIDE))
-    state, _ = grow_decoder(src.state_dict(), cfg, wide)
+    state, _ = grow_widths(src.state_dict(), cfg, wide)
     theirs = src.state_dict()
     # up.1's first conv reads [x (32 → 48 channels), skip (16), m (1)]: x's new channels sit after x's old ones.
     w, old = state["decoder.up.1.convs.0.weight"], theirs["decoder.up.1.convs.0.weight"]
@@ -91,7 +91,7 @@ def test_init_widens_through_the_training_run_and_refuses_the_rest(tmp_path):
     path = save_model(tmp_path / "narrow.safetensors", _source(cfg))
     models = Models(cfg.replace(dec_channels=WIDE), TrainConfig(preset="tiny", size=32), torch.device("cpu"), None)
     line = models.init_from(str(path))
-    assert "\n" not in line and line.startswith(str(path)) and "G widened from dec_channels [96, 32, 16, 8] to [96, 48, 32, 16]" in line
+    assert "\n" not in line and line.startswith(str(path)) and "widened dec_channels [96, 32, 16, 8] to [96, 48, 32, 16]" in line
     clip = _clip(32, seed=2)
     with torch.no_grad():
         a = _source(cfg)(clip, 1).out
@@ -99,9 +99,35 @@ def test_init_widens_through_the_training_run_and_refuses_the_rest(tmp_path):
     assert torch.allclose(a, b, atol=1e-5, rtol=0)
     # G cannot shrink, and nothing else may differ besides dec_channels.
     narrow = Models(_cfg(32, dec_channels=(96, 32, 16, 4)), TrainConfig(preset="tiny", size=32), torch.device("cpu"), None)
-    with pytest.raises(UsageError, match=r"architecture differs .*G cannot shrink") as err:
+    with pytest.raises(UsageError, match=r"architecture differs .*widths cannot shrink") as err:
         narrow.init_from(str(path))
     assert "\n" not in str(err.value)
-    other = Models(_cfg(32, dec_channels=WIDE, head_channels=8), TrainConfig(preset="tiny", size=32), torch.device("cpu"), None)
-    with pytest.raises(UsageError, match=r"architecture differs .*only dec_channels may differ"):
+    other = Models(_cfg(32, dec_channels=WIDE, mask_channels=8), TrainConfig(preset="tiny", size=32), torch.device("cpu"), None)
+    with pytest.raises(UsageError, match=r"architecture differs .*only dec_channels, loc_channels, head_channels may differ"):
         other.init_from(str(path))
+
+
+@pytest.mark.parametrize("classes", [(), CLASSES])
+def test_a_wider_map_path_starts_as_the_source_and_learns(classes):
+    cfg = _cfg(32, classes=classes)
+    src = _source(cfg)
+    wide_cfg = cfg.replace(loc_channels=(8, 16, 32, 64), head_channels=32)
+    wide = VRetouchEr(wide_cfg).eval()
+    state, info = grow_widths(src.state_dict(), cfg, wide)
+    assert info.before == {"loc_channels": (4, 8, 16, 32), "head_channels": 16}
+    assert info.after == {"loc_channels": (8, 16, 32, 64), "head_channels": 32}
+    assert all(n.startswith(("localizer.", "mask_head.")) for n in info.widened) and len(info.widened) == 2 * 11 - 2  # 11 convs; the two outputs keep their bias
+    wide.load_state_dict(state)
+    clip = _clip(32, seed=3)
+    with torch.no_grad():
+        a, b = src(clip, 1), wide(clip, 1)
+    assert 0.05 < float(a.mask.mean()) < 0.95  # a real map, not a flat one
+    for name in ("out", "generated", "mask"):
+        assert torch.allclose(getattr(b, name), getattr(a, name), atol=1e-5, rtol=0), name
+    # I's second upsampling conv reads [x (16 → 32), the encoder's S/2 skip]: old outputs ignore x's new channels.
+    w, old = state["mask_head.ups.1.conv.weight"], src.state_dict()["mask_head.ups.1.conv.weight"]
+    assert torch.equal(w[:16, :16], old[:, :16]) and torch.equal(w[:16, 32:], old[:, 16:]) and not w[:16, 16:32].any()
+    wide.train()
+    wide(clip, 1).out.square().sum().backward()
+    assert wide.mask_head.ups[1].conv.weight.grad[:16, 16:32].abs().sum() > 0
+    assert wide.localizer.fuse.conv.weight.grad[:32, 32:64].abs().sum() > 0

@@ -1,6 +1,6 @@
 """``train --init`` across architectures: a model with class heads from the weights of one without
-(issue 11, :func:`add_class_heads`), and a wider G from a narrower one (:func:`grow_decoder`).
-Both start the new model as the source model.
+(issue 11, :func:`add_class_heads`), and a wider G or map path from a narrower one
+(:func:`grow_widths`). Both start the new model as the source model.
 
 Class heads change few tensors (``network.py``, ``decoder.py``, ``localize.py``):
 
@@ -124,62 +124,96 @@ def _grows_by_one(src: Tensor, want: Tensor, dim: int) -> bool:
     return all((s + 1 == w) if d == dim else s == w for d, (s, w) in enumerate(zip(src.shape, want.shape)))
 
 
-# -- a wider G from a narrower one (``train --init`` across ``dec_channels``) ----------------------
+# -- a wider G or map path from a narrower one (``train --init`` across widths) -------------------
+
+# The widths that ``--init`` may grow: G's, and the map path's (N's four blocks, I's width).
+GROWABLE = ("dec_channels", "loc_channels", "head_channels")
 
 
 @dataclass(frozen=True)
-class DecoderGrowth:
-    """What :func:`grow_decoder` did: G's widths before and after, and the tensors it widened."""
+class Growth:
+    """What :func:`grow_widths` did: the widths before and after (only those that changed), and
+    the tensors it widened."""
 
-    before: tuple[int, ...]
-    after: tuple[int, ...]
+    before: dict
+    after: dict
     widened: tuple[str, ...]
 
     def describe(self) -> str:
         """One line for the training log."""
+        what = ", ".join(f"{k} {_fmt(self.before[k])} to {_fmt(self.after[k])}" for k in self.before)
         return (
-            f"G widened from dec_channels {list(self.before)} to {list(self.after)}: {len(self.widened)} tensors grown "
-            "(old channels copied; the old channels' weights on the new ones zero, so G starts as the source's G)"
+            f"widened {what}: {len(self.widened)} tensors grown "
+            "(old channels copied; the old channels' weights on the new ones zero, so the model starts as the source)"
         )
 
 
-def _decoder_convs(cfg) -> list[tuple[str, int, int, int | None]]:
-    """(state-dict prefix, input width of the running features x, output width, kind) of every conv
-    of G: kind 0 for a block's first modulated conv (its input is [x, skip·(1 − m), m(, k)]: x's
-    channels come first), 1 for a later one (input = the block's own output), None for ``to_rgb``."""
+def _fmt(v) -> str:
+    return str(list(v)) if isinstance(v, tuple) else str(v)
+
+
+def _decoder_convs(cfg) -> list[tuple[str, int, int]]:
+    """(state-dict prefix, lead, output width) of every conv of G. A conv's input starts with the
+    running features x, ``lead`` channels wide, which grow with G; what follows them (a block's
+    first modulated conv reads [x, skip·(1 − m), m(, k)]) keeps its width. A later conv of a block
+    reads the block's own output, ``to_rgb`` the last block's: lead is then the whole input."""
     d = cfg.dec_channels
     convs = []
     for group, ins, outs in (("low", [cfg.channels, d[0], d[0]], [d[0]] * 3), ("up", list(d[:3]), list(d[1:4]))):
         for i, (cin, cout) in enumerate(zip(ins, outs)):
-            convs.append((f"decoder.{group}.{i}.convs.0", cin, cout, 0))
+            convs.append((f"decoder.{group}.{i}.convs.0", cin, cout))
             for j in range(1, cfg.dec_convs):
-                convs.append((f"decoder.{group}.{i}.convs.{j}", cout, cout, 1))
-    convs.append(("decoder.to_rgb", d[3], 3, None))
+                convs.append((f"decoder.{group}.{i}.convs.{j}", cout, cout))
+    convs.append(("decoder.to_rgb", d[3], 3))
     return convs
 
 
-def grow_decoder(source: Mapping[str, Tensor], source_cfg, model: nn.Module) -> tuple[dict[str, Tensor], DecoderGrowth]:
-    """State dict for ``model`` from ``source``, the weights of the same architecture whose G has
-    narrower (or equal) ``dec_channels`` (every other field of the config equal; δ and S may differ).
+def _map_convs(cfg) -> list[tuple[str, int, int]]:
+    """The same for the map path: N's blocks on the image (a chain from RGB), its fusion with f
+    ([x, f]) and its output (C_m maps); I's input (from C_m), its three upsampling convs
+    ([x, encoder skip(, high-pass)]) and its output (one map, or one per class)."""
+    w, h = cfg.loc_channels, cfg.head_channels
+    return [
+        ("localizer.image_blocks.0.conv", 3, w[0]),
+        *[(f"localizer.image_blocks.{i}.conv", w[i - 1], w[i]) for i in (1, 2, 3)],
+        ("localizer.fuse.conv", w[3], w[3]),
+        ("localizer.out", w[3], cfg.mask_channels),
+        ("mask_head.inp.conv", cfg.mask_channels, h),
+        *[(f"mask_head.ups.{i}.conv", h, h) for i in range(3)],
+        ("mask_head.out", h, len(cfg.classes) or 1),
+    ]
+
+
+def grow_widths(source: Mapping[str, Tensor], source_cfg, model: nn.Module) -> tuple[dict[str, Tensor], Growth]:
+    """State dict for ``model`` from ``source``, the weights of the same architecture whose G
+    (``dec_channels``) and map path (``loc_channels``, ``head_channels``) are narrower or equal
+    (every other field of the config equal; δ and S may differ).
 
     Function-preserving (Net2Net-style): every old channel keeps its weights; the weights that old
     channels give to new input channels are zero, so the new channels change nothing at the start
-    and G computes what the source's G computes. New channels read the old ones with the model's
-    own fresh initialisation, so they carry signal and every new weight gets a gradient from the
-    second step on. Modulated convs stay exact: their demodulation sums the squared weights over
-    the inputs, to which zero weights add nothing. Returns (state of float32 CPU tensors, what was
-    done); raises ValueError naming what differs otherwise.
+    and the model computes what the source computes. New channels read the old ones with the
+    model's own fresh initialisation, so they carry signal and every new weight gets a gradient
+    from the second step on. G's modulated convs stay exact: their demodulation sums the squared
+    weights over the inputs, to which zero weights add nothing. Returns (state of float32 CPU
+    tensors, what was done); raises ValueError naming what differs otherwise.
     """
     cfg = model.config
-    old_d, new_d = tuple(source_cfg.dec_channels), tuple(cfg.dec_channels)
-    if len(old_d) != len(new_d) or any(o > n for o, n in zip(old_d, new_d)):
-        raise ValueError(f"G cannot shrink or change depth: dec_channels {list(old_d)} → {list(new_d)}")
-    if source_cfg.replace(dec_channels=new_d, delta=cfg.delta, size=cfg.size) != cfg:
-        raise ValueError("only dec_channels may differ (besides δ and S)")
-    fresh = model.state_dict()
+    before, after = {}, {}
+    for key in GROWABLE:
+        old, new = getattr(source_cfg, key), getattr(cfg, key)
+        olds, news = (old, new) if isinstance(old, tuple) else ((old,), (new,))
+        if len(olds) != len(news) or any(o > n for o, n in zip(olds, news)):
+            raise ValueError(f"widths cannot shrink or change depth: {key} {_fmt(old)} → {_fmt(new)}")
+        if old != new:
+            before[key], after[key] = old, new
+    if source_cfg.replace(**{k: getattr(cfg, k) for k in GROWABLE}, delta=cfg.delta, size=cfg.size) != cfg:
+        raise ValueError(f"only {', '.join(GROWABLE)} may differ (besides δ and S)")
     layout = {}
-    for (prefix, x_old, o_old, kind), (_, x_new, _, _) in zip(_decoder_convs(source_cfg), _decoder_convs(cfg)):
-        layout[prefix] = (x_old, x_new, o_old, kind)
+    for (prefix, lead_old, out_old), (_, lead_new, _) in zip(
+        _decoder_convs(source_cfg) + _map_convs(source_cfg), _decoder_convs(cfg) + _map_convs(cfg)
+    ):
+        layout[prefix] = (lead_old, lead_new, out_old)
+    fresh = model.state_dict()
     state: dict[str, Tensor] = {}
     widened = []
     for name, want in fresh.items():
@@ -194,25 +228,24 @@ def grow_decoder(source: Mapping[str, Tensor], source_cfg, model: nn.Module) -> 
         conv = prefix.rpartition(".")[0] if affine else prefix
         if conv not in layout:
             raise ValueError(f"{name} is {_shape(src)} in the source but {_shape(want)} here")
-        x_old, x_new, o_old, kind = layout[conv]
+        lead_old, lead_new, out_old = layout[conv]
         out = want.detach().to("cpu", torch.float32).clone()
         if leaf != "bias" or affine:
-            # old input channel c → its place in the wider input (x's new channels sit right after x's old ones)
+            # old input channel c → its place in the wider input (the lead's new channels sit right after its old ones)
             cols = torch.arange(src.shape[0] if affine else src.shape[1])
-            if kind == 0:
-                cols = torch.where(cols < x_old, cols, cols + (x_new - x_old))
+            cols = torch.where(cols < lead_old, cols, cols + (lead_new - lead_old))
         if affine:  # the modulation of each input channel: [in, style] / [in]
             out[cols] = src
         elif leaf == "bias":  # [out]
-            out[:o_old] = src
+            out[:out_old] = src
         else:  # conv weight [out, in, k, k]
             new_cols = torch.ones(out.shape[1], dtype=torch.bool)
             new_cols[cols] = False
-            out[:o_old, new_cols] = 0.0  # old channels ignore the new ones: G starts as the source's G
-            out[:o_old, cols] = src
+            out[:out_old, new_cols] = 0.0  # old channels ignore the new ones: the model starts as the source
+            out[:out_old, cols] = src
         state[name] = out
         widened.append(name)
     extra = sorted(set(source) - set(fresh))
     if extra:
         raise ValueError(f"{extra[0]} is in the source but not here")
-    return state, DecoderGrowth(old_d, new_d, tuple(widened))
+    return state, Growth(before, after, tuple(widened))

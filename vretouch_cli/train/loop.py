@@ -230,11 +230,11 @@ class Models:
         """Start G and its EMA from a weights file (``--init``); the architectures must match
         (δ and S may differ: they change no weight), except that a run with class heads may start
         from weights without them (:func:`~vretouch_cli.model.transfer.add_class_heads`) and a run
-        with a wider G (``dec_channels``) from a narrower one
-        (:func:`~vretouch_cli.model.transfer.grow_decoder`); the new model then starts as the
+        with a wider G or map path (``dec_channels``, ``loc_channels``, ``head_channels``) from a
+        narrower one (:func:`~vretouch_cli.model.transfer.grow_widths`); the new model then starts as the
         source model. Returns the line to log."""
         from ..checkpoint import load_model
-        from ..model.transfer import add_class_heads, grow_decoder
+        from ..model.transfer import GROWABLE, add_class_heads, grow_widths
         from ..weights import resolve_weights
 
         path = resolve_weights(spec)
@@ -252,9 +252,9 @@ class Models:
             raise UsageError(
                 f"--init {spec}: its class heads ({', '.join(have)}) differ from this run's ({', '.join(want) or 'none'}); weights cannot be reused"
             )
-        elif tuple(src.config.dec_channels) != tuple(self.G.config.dec_channels):
+        elif any(getattr(src.config, k) != getattr(self.G.config, k) for k in GROWABLE):
             try:
-                state, grown = grow_decoder(theirs, src.config, self.G)
+                state, grown = grow_widths(theirs, src.config, self.G)
             except ValueError as exc:
                 raise UsageError(f"--init {spec}: its architecture differs from this run's (preset / --model-option): {exc}") from None
             done = f"; {grown.describe()}"
