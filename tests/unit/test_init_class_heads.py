@@ -116,8 +116,12 @@ def test_other_architectures_are_refused_with_one_line(tmp_path):
     plain = Models(_cfg(32), TrainConfig(preset="tiny", size=32), torch.device("cpu"), None)
     with pytest.raises(UsageError, match=r"class heads \(acne, mole\) differ from this run's \(none\)"):
         plain.init_from(str(heads))
-    with pytest.raises(UsageError, match=r"architecture differs .*: mask_head\.inp\.conv\.weight is \[8, 4, 1, 1\] in the file"):
-        plain.init_from(str(other))
+    # A narrower mask head grows (model/transfer.py grow_widths); a wider one cannot shrink.
+    assert "head_channels 8 to 16" in plain.init_from(str(other))
+    wider = save_model(tmp_path / "wider.safetensors", VRetouchEr(_cfg(32, head_channels=32)))
+    with pytest.raises(UsageError, match=r"architecture differs .*: widths cannot shrink or change depth: head_channels 32 → 16") as err:
+        plain.init_from(str(wider))
+    assert "\n" not in str(err.value)
     # What --init allowed before still loads: δ and S change no weight.
     same = save_model(tmp_path / "same.safetensors", VRetouchEr(_cfg(64, delta=3)))
     assert plain.init_from(str(same)) == str(same)
