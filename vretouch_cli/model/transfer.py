@@ -149,7 +149,7 @@ class Growth:
 
 
 def _fmt(v) -> str:
-    return str(list(v)) if isinstance(v, tuple) else str(v)
+    return str(list(v)) if isinstance(v, (tuple, list)) else str(v)
 
 
 def _decoder_convs(cfg) -> list[tuple[str, int, int]]:
@@ -201,10 +201,10 @@ def grow_widths(source: Mapping[str, Tensor], source_cfg, model: nn.Module) -> t
     before, after = {}, {}
     for key in GROWABLE:
         old, new = getattr(source_cfg, key), getattr(cfg, key)
-        olds, news = (old, new) if isinstance(old, tuple) else ((old,), (new,))
+        olds, news = (tuple(old), tuple(new)) if isinstance(old, (tuple, list)) else ((old,), (new,))
         if len(olds) != len(news) or any(o > n for o, n in zip(olds, news)):
             raise ValueError(f"widths cannot shrink or change depth: {key} {_fmt(old)} → {_fmt(new)}")
-        if old != new:
+        if olds != news:
             before[key], after[key] = old, new
     if source_cfg.replace(**{k: getattr(cfg, k) for k in GROWABLE}, delta=cfg.delta, size=cfg.size) != cfg:
         raise ValueError(f"only {', '.join(GROWABLE)} may differ (besides δ and S)")
